@@ -1,0 +1,50 @@
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::Deserialize;
+use shared::api::{Page, QuestionDetail};
+use shared::Question;
+
+use super::{AppError, AppState, Paging};
+use crate::store::WVS_SET;
+
+#[derive(Debug, Deserialize)]
+pub struct QuestionQuery {
+    /// Topic index 0–12 or name.
+    topic: Option<String>,
+    /// The question set; `wvs` by default.
+    set: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<QuestionQuery>,
+    Query(paging): Query<Paging>,
+) -> Result<Json<Page<Question>>, AppError> {
+    let topic = match &query.topic {
+        Some(topic) => {
+            Some(state.survey.topic(topic).ok_or_else(|| AppError::NotFound(format!("topic '{topic}'")))?.index)
+        }
+        None => None,
+    };
+    let question_set = query.set.as_deref().unwrap_or(WVS_SET);
+    let (total, items) = state.store.questions(question_set, topic, paging.limit(), paging.offset()).await?;
+    if total == 0 && question_set != WVS_SET {
+        return Err(AppError::NotFound(format!("question set '{question_set}'")));
+    }
+    Ok(Json(Page { total, items }))
+}
+
+/// A WVS question with every culture's human answer distribution.
+pub async fn detail(
+    State(state): State<AppState>,
+    Path(question_id): Path<String>,
+) -> Result<Json<QuestionDetail>, AppError> {
+    let question = state.store.question(WVS_SET, &question_id).await?;
+    let human = state
+        .survey
+        .cultures
+        .iter()
+        .filter_map(|culture| state.survey.human(&culture.country_code, &question_id).cloned())
+        .collect();
+    Ok(Json(QuestionDetail { question, human }))
+}

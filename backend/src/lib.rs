@@ -1,0 +1,8 @@
+//! CultureSPA Studio: culture alignment of language models, from survey questions to adapters.
+//!
+//! The data path: question → answer → instance → review → adapter → evaluation.
+
+pub mod api;
+pub mod server;
+pub mod store;
+pub mod survey;

@@ -1,0 +1,61 @@
+//! Starting the server: load the WVS data, open the store, seed it, serve.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::api::{app, AppState};
+use crate::store::Store;
+use crate::survey::SurveyData;
+
+/// Loads the WVS data from `dir`, or the embedded copies when `dir` is `None`.
+pub fn load_survey(dir: Option<&Path>) -> Result<SurveyData, crate::survey::DataError> {
+    match dir {
+        Some(dir) => SurveyData::from_dir(dir),
+        None => SurveyData::embedded(),
+    }
+}
+
+/// Opens the store in `data_dir` and makes sure it holds the WVS questions.
+pub async fn open_store(data_dir: &Path, survey: &SurveyData) -> anyhow::Result<Store> {
+    let store = Store::open(data_dir).await.with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let inserted = store
+        .insert_questions(&survey.questions, "World Values Survey wave 7 (data/wvs/wvs_questions.json)")
+        .await
+        .context("seeding the WVS questions")?;
+    if inserted > 0 {
+        tracing::info!(inserted, "stored the WVS questions");
+    }
+    Ok(store)
+}
+
+pub struct ServeOptions {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub wvs_data: Option<PathBuf>,
+    pub static_dir: Option<PathBuf>,
+}
+
+pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
+    let survey = Arc::new(load_survey(options.wvs_data.as_deref())?);
+    let store = open_store(&options.data_dir, &survey).await?;
+    let static_dir = options.static_dir.filter(|dir| {
+        let present = dir.join("index.html").is_file();
+        if !present {
+            tracing::warn!(dir = %dir.display(), "no built frontend there (run `make run`); serving the API only");
+        }
+        present
+    });
+    let router = app(AppState { survey, store, static_dir });
+    let listener =
+        tokio::net::TcpListener::bind(options.addr).await.with_context(|| format!("binding {}", options.addr))?;
+    tracing::info!("CultureSPA Studio on http://{}", listener.local_addr()?);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving")
+}

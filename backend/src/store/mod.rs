@@ -1,0 +1,86 @@
+//! The embedded store: SQLite through sqlx, WAL mode, migrations from `backend/migrations`.
+//! Writes that belong together run in one transaction.
+
+mod answers;
+mod questions;
+mod runs;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub use answers::{InstanceFilter, NewAnswer};
+
+/// The file name of the database inside the data directory.
+pub const DATABASE_FILE: &str = "culturespa.db";
+/// The question set that holds the WVS questions.
+pub const WVS_SET: &str = "wvs";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database")]
+    Database(#[from] sqlx::Error),
+    #[error("migrating the database")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored JSON in {table}.{column} does not parse")]
+    Json { table: &'static str, column: &'static str, source: serde_json::Error },
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating it on first use) the database in `data_dir` and applies the migrations.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|error| {
+            StoreError::Database(sqlx::Error::Configuration(
+                format!("cannot create the data directory {}: {error}", data_dir.display()).into(),
+            ))
+        })?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join(DATABASE_FILE))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        Self::migrated(pool).await
+    }
+
+    /// A private in-memory database (tests, one-off commands).
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        // One connection: every connection to `:memory:` is a database of its own.
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+        Self::migrated(pool).await
+    }
+
+    async fn migrated(pool: SqlitePool) -> Result<Self, StoreError> {
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Serialising our own plain data types cannot fail (no maps with non-string keys).
+    serde_json::to_string(value).unwrap_or_else(|error| unreachable!("serialising stored JSON: {error}"))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    column: &'static str,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|source| StoreError::Json { table, column, source })
+}

@@ -1,0 +1,119 @@
+use shared::{Run, RunConfig, RunEvent, RunOrigin, RunStatus};
+
+use super::{from_json, to_json, Store, StoreError};
+
+#[derive(sqlx::FromRow)]
+struct RunRow {
+    run_id: i64,
+    config_json: String,
+    origin_json: String,
+    status: String,
+    created_at: String,
+    updated_at: String,
+}
+
+impl RunRow {
+    fn into_run(self) -> Result<Run, StoreError> {
+        Ok(Run {
+            run_id: self.run_id,
+            config: from_json("runs", "config_json", &self.config_json)?,
+            origin: from_json("runs", "origin_json", &self.origin_json)?,
+            status: from_json("runs", "status", &format!("\"{}\"", self.status))?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+fn status_text(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Pending => "pending",
+        RunStatus::Running => "running",
+        RunStatus::Completed => "completed",
+        RunStatus::Failed => "failed",
+        RunStatus::Cancelled => "cancelled",
+    }
+}
+
+const RUN_COLUMNS: &str = "run_id, config_json, origin_json, status, created_at, updated_at";
+
+impl Store {
+    pub async fn create_run(&self, config: &RunConfig, origin: &RunOrigin) -> Result<Run, StoreError> {
+        let run_id: i64 = sqlx::query_scalar(
+            "INSERT INTO runs (name, config_json, origin_json, status, created_at, updated_at)
+             VALUES (?, ?, ?, 'pending', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+             RETURNING run_id",
+        )
+        .bind(&config.name)
+        .bind(to_json(config))
+        .bind(to_json(origin))
+        .fetch_one(&self.pool)
+        .await?;
+        self.run(run_id).await
+    }
+
+    pub async fn run(&self, run_id: i64) -> Result<Run, StoreError> {
+        let row: Option<RunRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?")))
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))?.into_run()
+    }
+
+    /// Runs, newest first, paged.
+    pub async fn runs(&self, limit: u32, offset: u32) -> Result<(u64, Vec<Run>), StoreError> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs").fetch_one(&self.pool).await?;
+        let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs ORDER BY run_id DESC LIMIT ? OFFSET ?"
+        )))
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows.into_iter().map(RunRow::into_run).collect::<Result<_, _>>()?;
+        Ok((total as u64, items))
+    }
+
+    /// Records an event of a run; a `Finished` event also sets the run's status, in the same
+    /// transaction.
+    pub async fn append_event(&self, run_id: i64, event: &RunEvent) -> Result<i64, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let event_id: i64 = sqlx::query_scalar(
+            "INSERT INTO run_events (run_id, event_json, created_at)
+             VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) RETURNING event_id",
+        )
+        .bind(run_id)
+        .bind(to_json(event))
+        .fetch_one(&mut *transaction)
+        .await?;
+        let status = match event {
+            RunEvent::Finished { status } => Some(*status),
+            RunEvent::StageStarted { .. } => Some(RunStatus::Running),
+            _ => None,
+        };
+        if let Some(status) = status {
+            sqlx::query(
+                "UPDATE runs SET status = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE run_id = ?",
+            )
+            .bind(status_text(status))
+            .bind(run_id)
+            .execute(&mut *transaction)
+            .await?;
+        }
+        transaction.commit().await?;
+        Ok(event_id)
+    }
+
+    /// The run's events after `after_event_id` (0 for all), oldest first, with their ids.
+    pub async fn events(&self, run_id: i64, after_event_id: i64) -> Result<Vec<(i64, RunEvent)>, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT event_id, event_json FROM run_events WHERE run_id = ? AND event_id > ? ORDER BY event_id",
+        )
+        .bind(run_id)
+        .bind(after_event_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(|(event_id, json)| Ok((event_id, from_json("run_events", "event_json", &json)?))).collect()
+    }
+}

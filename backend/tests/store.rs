@@ -1,0 +1,135 @@
+//! The store: migrations on an empty database and round trips of what the pipeline writes.
+
+use culturespa::store::{InstanceFilter, NewAnswer, Store, StoreError, WVS_SET};
+use culturespa::survey::SurveyData;
+use shared::{
+    AnswerMode, PromptVariant, ReviewDecision, ReviewStatus, RunConfig, RunEvent, RunOrigin, RunStatus, Stage,
+};
+
+fn config() -> RunConfig {
+    RunConfig {
+        name: "small".to_string(),
+        model: None,
+        cultures: vec!["USA".to_string(), "CHN".to_string()],
+        topics: vec![0],
+        questions_per_topic: 10,
+        variants: vec![PromptVariant::Unaware, PromptVariant::P1],
+        answer_mode: AnswerMode::Scoring,
+        seed: 42,
+        stages: vec![Stage::Answer, Stage::Collect],
+    }
+}
+
+fn answer(question_id: &str, country_code: Option<&str>, variant: PromptVariant, code: Option<u32>) -> NewAnswer {
+    NewAnswer {
+        question_set: WVS_SET.to_string(),
+        question_id: question_id.to_string(),
+        country_code: country_code.map(str::to_string),
+        variant,
+        raw_reply: code.map(|c| c.to_string()),
+        parsed_code: code,
+        distribution: Some(vec![0.5, 0.25, 0.25]),
+    }
+}
+
+#[tokio::test]
+async fn migrations_apply_to_an_empty_database_on_disk_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let (total, runs) = store.runs(10, 0).await.unwrap();
+    assert_eq!((total, runs.len()), (0, 0));
+    let created = store.create_run(&config(), &RunOrigin::Local).await.unwrap();
+    drop(store);
+    // Reopening applies no migration twice and keeps the data.
+    let store = Store::open(dir.path()).await.unwrap();
+    assert_eq!(store.run(created.run_id).await.unwrap(), created);
+    let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(journal, "wal");
+}
+
+#[tokio::test]
+async fn questions_round_trip_and_seeding_is_idempotent() {
+    let survey = SurveyData::embedded().unwrap();
+    let store = Store::in_memory().await.unwrap();
+    assert_eq!(store.insert_questions(&survey.questions, "test").await.unwrap(), 259);
+    assert_eq!(store.insert_questions(&survey.questions, "test").await.unwrap(), 0);
+    let (total, page) = store.questions(WVS_SET, Some(1), 5, 0).await.unwrap();
+    assert_eq!(total, 11);
+    assert_eq!(page.len(), 5);
+    assert_eq!(page[0], *survey.question("Q46").unwrap());
+    let (_, rest) = store.questions(WVS_SET, Some(1), 50, 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(store.question(WVS_SET, "Q94").await.unwrap(), *survey.question("Q94").unwrap());
+    assert!(matches!(store.question(WVS_SET, "Q999").await, Err(StoreError::NotFound(_))));
+}
+
+#[tokio::test]
+async fn runs_and_events_round_trip_and_finish_sets_the_status() {
+    let store = Store::in_memory().await.unwrap();
+    let run = store.create_run(&config(), &RunOrigin::Imported { source: "x".into() }).await.unwrap();
+    assert_eq!(run.status, RunStatus::Pending);
+    assert_eq!(run.config, config());
+    let events = [
+        RunEvent::StageStarted { stage: Stage::Answer, total: 3 },
+        RunEvent::Progress { stage: Stage::Answer, done: 3, total: 3 },
+        RunEvent::Finished { status: RunStatus::Completed },
+    ];
+    let mut ids = Vec::new();
+    for event in &events {
+        ids.push(store.append_event(run.run_id, event).await.unwrap());
+    }
+    let stored = store.events(run.run_id, 0).await.unwrap();
+    assert_eq!(stored.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(), events);
+    assert_eq!(store.events(run.run_id, ids[1]).await.unwrap().len(), 1);
+    assert_eq!(store.run(run.run_id).await.unwrap().status, RunStatus::Completed);
+}
+
+#[tokio::test]
+async fn instances_are_collected_once_and_reviews_set_their_status() {
+    let survey = SurveyData::embedded().unwrap();
+    let store = Store::in_memory().await.unwrap();
+    store.insert_questions(&survey.questions, "test").await.unwrap();
+    let run = store.create_run(&config(), &RunOrigin::Local).await.unwrap();
+    let answers = [
+        answer("Q1", None, PromptVariant::Unaware, Some(1)),
+        answer("Q1", Some("USA"), PromptVariant::P1, Some(1)), // same: no instance
+        answer("Q1", Some("CHN"), PromptVariant::P1, Some(2)), // differs: instance
+        answer("Q2", None, PromptVariant::Unaware, None),
+        answer("Q2", Some("CHN"), PromptVariant::P1, Some(3)), // unaware did not parse: none
+        answer("Q46", None, PromptVariant::Unaware, Some(4)),
+        answer("Q46", Some("USA"), PromptVariant::P1, Some(2)), // differs: instance
+    ];
+    assert_eq!(store.insert_answers(run.run_id, &answers).await.unwrap(), 7);
+    // A resumed stage writing the same answers again adds nothing.
+    assert_eq!(store.insert_answers(run.run_id, &answers[..3]).await.unwrap(), 0);
+    let stored = store.answers_to(run.run_id, WVS_SET, "Q1").await.unwrap();
+    assert_eq!(stored.len(), 3);
+    assert_eq!(stored[0].country_code, None);
+    assert_eq!(stored[1].distribution.as_deref(), Some(&[0.5, 0.25, 0.25][..]));
+
+    assert_eq!(store.collect_instances(run.run_id, PromptVariant::P1).await.unwrap(), 2);
+    assert_eq!(store.collect_instances(run.run_id, PromptVariant::P1).await.unwrap(), 0);
+    let all = InstanceFilter { run_id: Some(run.run_id), ..Default::default() };
+    let (total, instances) = store.instances(&all, 10, 0).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!((instances[0].question_id.as_str(), instances[0].country_code.as_str()), ("Q1", "CHN"));
+    assert_eq!((instances[0].unaware_code, instances[0].aware_code, instances[0].topic), (1, 2, 0));
+    assert_eq!((instances[1].question_id.as_str(), instances[1].topic), ("Q46", 1));
+
+    let usa = InstanceFilter { country_code: Some("USA".into()), ..all.clone() };
+    assert_eq!(store.instances(&usa, 10, 0).await.unwrap().0, 1);
+
+    store.add_review(instances[0].instance_id, "ann", &ReviewDecision::Reject, None).await.unwrap();
+    store
+        .add_review(instances[1].instance_id, "ann", &ReviewDecision::ChangeAnswer { code: 3 }, Some("closer"))
+        .await
+        .unwrap();
+    let rejected = InstanceFilter { review_status: Some(ReviewStatus::Rejected), ..all.clone() };
+    let (_, rejected) = store.instances(&rejected, 10, 0).await.unwrap();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].instance_id, instances[0].instance_id);
+    // A review of an unknown instance writes nothing.
+    assert!(matches!(store.add_review(999, "ann", &ReviewDecision::Accept, None).await, Err(StoreError::NotFound(_))));
+    let reviews: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reviews").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(reviews, 2);
+}

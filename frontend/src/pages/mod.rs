@@ -1,0 +1,2 @@
+pub mod cultures;
+pub mod questions;

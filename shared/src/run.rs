@@ -1,0 +1,105 @@
+use serde::{Deserialize, Serialize};
+
+use crate::PromptVariant;
+
+/// A stage of the CultureSPA method, in the order a run does them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Generate,
+    Answer,
+    Collect,
+    Export,
+    Train,
+    Evaluate,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 6] =
+        [Stage::Generate, Stage::Answer, Stage::Collect, Stage::Export, Stage::Train, Stage::Evaluate];
+}
+
+/// How the model answers a question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerMode {
+    /// One forward pass; the probability of each option code. The default on CPU.
+    #[default]
+    Scoring,
+    /// The paper's mode: sample a reply, parse its first integer.
+    Sampling,
+}
+
+/// A run's stored configuration. Everything a run does follows from it (and its seed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub name: String,
+    /// A GGUF file or a Hugging Face model folder; `None` for the default model.
+    pub model: Option<String>,
+    /// Country codes; empty means all 18.
+    #[serde(default)]
+    pub cultures: Vec<String>,
+    /// Topic indexes 0–12; empty means all 13.
+    #[serde(default)]
+    pub topics: Vec<u8>,
+    /// Questions per topic (generated or taken from a question set).
+    pub questions_per_topic: u32,
+    #[serde(default = "default_variants")]
+    pub variants: Vec<PromptVariant>,
+    #[serde(default)]
+    pub answer_mode: AnswerMode,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    pub stages: Vec<Stage>,
+}
+
+fn default_variants() -> Vec<PromptVariant> {
+    vec![PromptVariant::Unaware, PromptVariant::P1]
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+/// What a run was imported from or how it was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOrigin {
+    /// Launched in this installation.
+    Local,
+    /// Imported from released answer files (e.g. the paper's Llama-3-8B outputs).
+    Imported { source: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub run_id: i64,
+    pub config: RunConfig,
+    pub origin: RunOrigin,
+    pub status: RunStatus,
+    /// RFC 3339 timestamps.
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A progress or log event of a run, stored and streamed to the browser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum RunEvent {
+    StageStarted { stage: Stage, total: u64 },
+    Progress { stage: Stage, done: u64, total: u64 },
+    StageFinished { stage: Stage },
+    Log { message: String },
+    Loss { step: u64, loss: f64 },
+    Finished { status: RunStatus },
+}
