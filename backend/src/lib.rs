@@ -2,7 +2,9 @@
 //!
 //! The data path: question → answer → instance → review → adapter → evaluation.
 
+pub mod analysis;
 pub mod api;
+pub mod pipeline;
 pub mod server;
 pub mod store;
 pub mod survey;

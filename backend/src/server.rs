@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::analysis::{import_embedded_release, EMBEDDED_SOURCE};
 use crate::api::{app, AppState};
 use crate::store::Store;
 use crate::survey::SurveyData;
@@ -18,15 +19,28 @@ pub fn load_survey(dir: Option<&Path>) -> Result<SurveyData, crate::survey::Data
     }
 }
 
-/// Opens the store in `data_dir` and makes sure it holds the WVS questions.
+/// The provenance recorded with the seeded WVS questions.
+pub const WVS_PROVENANCE: &str = "World Values Survey wave 7 (data/wvs/wvs_questions.json)";
+
+/// Opens the store in `data_dir`, makes sure it holds the WVS questions and, on first start, imports
+/// the paper's released Llama-3-8B answers as a run (so the browser has real instances).
 pub async fn open_store(data_dir: &Path, survey: &SurveyData) -> anyhow::Result<Store> {
     let store = Store::open(data_dir).await.with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    let inserted = store
-        .insert_questions(&survey.questions, "World Values Survey wave 7 (data/wvs/wvs_questions.json)")
-        .await
-        .context("seeding the WVS questions")?;
+    let inserted =
+        store.insert_questions(&survey.questions, WVS_PROVENANCE).await.context("seeding the WVS questions")?;
     if inserted > 0 {
         tracing::info!(inserted, "stored the WVS questions");
+    }
+    let import = import_embedded_release(&store, survey)
+        .await
+        .with_context(|| format!("importing the released answers of {EMBEDDED_SOURCE}"))?;
+    if import.created {
+        tracing::info!(
+            run_id = import.run_id,
+            answers = import.answers,
+            instances = import.instances,
+            "imported the paper's released answers ({EMBEDDED_SOURCE})"
+        );
     }
     Ok(store)
 }

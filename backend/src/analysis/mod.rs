@@ -1,0 +1,50 @@
+//! Evaluation and culture relations: the paper's alignment metric, distributional metrics, culture ×
+//! culture similarity, and the paper's released Llama-3-8B answers (scored, and imported as a run).
+
+mod alignment;
+mod baseline;
+mod distribution;
+mod import;
+mod relations;
+mod released;
+
+use std::path::PathBuf;
+
+pub use alignment::{
+    alignment, option_answer_code, paper_answer_code, score_culture, score_cultures, CodePair, CultureScores,
+    Predictions, SkippedCulture, MAX_VALID_ANSWER,
+};
+pub use baseline::{render_table, score_released, ReleasedScores, ScoredAgainst, SettingScores};
+pub use distribution::{
+    compare_to_human, human_over_options, one_minus_js_distance, wasserstein_ordinal, DistributionComparison,
+    DistributionError,
+};
+pub use import::{import_embedded_release, import_released, ImportSummary};
+pub use relations::{
+    average_linkage, human_similarity_matrix, pearson_off_diagonal, similarity_matrix, Clustering, Merge,
+    SimilarityMatrix,
+};
+pub use released::{
+    classify_file_name, load_released, FileKind, ReleasedAnswer, ReleasedFile, ReleasedSet, SkippedFile, Target,
+    EMBEDDED_SOURCE,
+};
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    #[error("{file}: cannot read: {error}")]
+    Read { file: PathBuf, error: std::io::Error },
+    #[error("{file}: line {line}, column {column}: {message}")]
+    Parse { file: PathBuf, line: usize, column: usize, message: String },
+    #[error("{file}: {message}")]
+    Invalid { file: PathBuf, message: String },
+    #[error("{source_name}: {message}")]
+    Import { source_name: String, message: String },
+    #[error("the two matrices cover different cultures")]
+    MatrixMismatch,
+    #[error("question {question_id}: {error}")]
+    Distribution { question_id: String, error: DistributionError },
+    #[error("importing the released answers")]
+    Store(#[from] StoreError),
+}
