@@ -133,3 +133,15 @@ async fn instances_are_collected_once_and_reviews_set_their_status() {
     let reviews: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reviews").fetch_one(store.pool()).await.unwrap();
     assert_eq!(reviews, 2);
 }
+
+#[tokio::test]
+async fn a_transaction_that_is_not_committed_leaves_nothing() {
+    let store = Store::in_memory().await.unwrap();
+    let mut transaction = store.begin().await.unwrap();
+    let run_id = transaction.create_run(&config(), &RunOrigin::Local).await.unwrap();
+    transaction.append_event(run_id, &RunEvent::StageStarted { stage: Stage::Answer, total: 1 }).await.unwrap();
+    drop(transaction);
+    assert_eq!(store.runs(10, 0).await.unwrap().0, 0);
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM run_events").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(events, 0);
+}

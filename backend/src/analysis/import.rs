@@ -1,9 +1,9 @@
 //! Importing released answers as a run (`culturespa import-released`, and the paper's Llama-3-8B
 //! release on the server's first start), so the browser has real answers and instances.
 //!
-//! All or nothing: the files are validated before anything is written, the answers go in one
-//! transaction, a failure deletes the run, and an import that never finished (the process stopped)
-//! is replaced on the next attempt. Idempotent: a completed run from the same source is kept.
+//! All or nothing: the files are validated before anything is written, and the run with its answers,
+//! instances and events is written in one transaction. Idempotent: a completed run from the same
+//! source is kept; an unfinished one (written by an older version) is replaced.
 
 use std::collections::HashSet;
 
@@ -55,17 +55,7 @@ pub async fn import_released(
     }
     let plan = ImportPlan::new(survey, released)?;
     store.insert_questions(&survey.questions, crate::server::WVS_PROVENANCE).await?;
-    let run = store.create_run(&plan.config(released, name), &origin).await?;
-    match write_run(store, run.run_id, &plan).await {
-        Ok(summary) => Ok(summary),
-        Err(error) => {
-            // Leave no half-imported run behind; the original error is the one to report.
-            if let Err(cleanup) = store.delete_run(run.run_id).await {
-                tracing::warn!(run_id = run.run_id, error = %cleanup, "could not remove a failed import");
-            }
-            Err(error)
-        }
-    }
+    write_run(store, &plan.config(released, name), &origin, &plan).await
 }
 
 /// The completed run from `origin`, if any; runs from it that never finished are deleted.
@@ -178,20 +168,31 @@ fn answers_of(
         .collect()
 }
 
-async fn write_run(store: &Store, run_id: i64, plan: &ImportPlan) -> Result<ImportSummary, AnalysisError> {
+/// Writes the run, its answers, instances and events in one transaction: all of it or nothing.
+async fn write_run(
+    store: &Store,
+    config: &RunConfig,
+    origin: &RunOrigin,
+    plan: &ImportPlan,
+) -> Result<ImportSummary, AnalysisError> {
+    let mut transaction = store.begin().await?;
+    let run_id = transaction.create_run(config, origin).await?;
     let total = plan.answers.len() as u64;
-    store.append_event(run_id, &RunEvent::StageStarted { stage: Stage::Answer, total }).await?;
-    let answers = store.insert_answers(run_id, &plan.answers).await?;
-    store.append_event(run_id, &RunEvent::Progress { stage: Stage::Answer, done: answers, total }).await?;
-    store.append_event(run_id, &RunEvent::StageFinished { stage: Stage::Answer }).await?;
+    transaction.append_event(run_id, &RunEvent::StageStarted { stage: Stage::Answer, total }).await?;
+    let answers = transaction.insert_answers(run_id, &plan.answers).await?;
+    transaction.append_event(run_id, &RunEvent::Progress { stage: Stage::Answer, done: answers, total }).await?;
+    transaction.append_event(run_id, &RunEvent::StageFinished { stage: Stage::Answer }).await?;
 
     let pairs = plan.aware_answers;
-    store.append_event(run_id, &RunEvent::StageStarted { stage: Stage::Collect, total: pairs }).await?;
-    let instances = store.collect_instances(run_id, PromptVariant::P1).await?;
-    store.append_event(run_id, &RunEvent::Progress { stage: Stage::Collect, done: pairs, total: pairs }).await?;
-    let message = format!("{instances} culture-related instances: the P1 answer differs from the unaware one in {instances} of {pairs} (question, culture) pairs");
-    store.append_event(run_id, &RunEvent::Log { message }).await?;
-    store.append_event(run_id, &RunEvent::StageFinished { stage: Stage::Collect }).await?;
-    store.append_event(run_id, &RunEvent::Finished { status: RunStatus::Completed }).await?;
+    transaction.append_event(run_id, &RunEvent::StageStarted { stage: Stage::Collect, total: pairs }).await?;
+    let instances = transaction.collect_instances(run_id, PromptVariant::P1).await?;
+    transaction.append_event(run_id, &RunEvent::Progress { stage: Stage::Collect, done: pairs, total: pairs }).await?;
+    let message = format!(
+        "{instances} culture-related instances: the P1 answer differs from the unaware one in {instances} of {pairs} (question, culture) pairs"
+    );
+    transaction.append_event(run_id, &RunEvent::Log { message }).await?;
+    transaction.append_event(run_id, &RunEvent::StageFinished { stage: Stage::Collect }).await?;
+    transaction.append_event(run_id, &RunEvent::Finished { status: RunStatus::Completed }).await?;
+    transaction.commit().await?;
     Ok(ImportSummary { run_id, created: true, answers, aware_answers: pairs, instances })
 }

@@ -1,6 +1,6 @@
 use shared::{Answer, Instance, PromptVariant, ReviewDecision, ReviewStatus};
 
-use super::{from_json, to_json, Store, StoreError};
+use super::{from_json, to_json, Store, StoreError, StoreTransaction};
 
 /// An answer to store; the run is given separately.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,26 +58,8 @@ impl Store {
     /// Stores a batch of answers of a run in one transaction. An answer already stored for the
     /// same (question, culture, variant) is kept, so a resumed stage never duplicates work.
     pub async fn insert_answers(&self, run_id: i64, answers: &[NewAnswer]) -> Result<u64, StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        let mut inserted = 0;
-        for answer in answers {
-            inserted += sqlx::query(
-                "INSERT OR IGNORE INTO answers
-                 (run_id, question_set, question_id, country_code, variant, raw_reply, parsed_code, distribution_json)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(run_id)
-            .bind(&answer.question_set)
-            .bind(&answer.question_id)
-            .bind(&answer.country_code)
-            .bind(variant_text(answer.variant))
-            .bind(&answer.raw_reply)
-            .bind(answer.parsed_code.map(i64::from))
-            .bind(answer.distribution.as_ref().map(to_json))
-            .execute(&mut *transaction)
-            .await?
-            .rows_affected();
-        }
+        let mut transaction = self.begin().await?;
+        let inserted = transaction.insert_answers(run_id, answers).await?;
         transaction.commit().await?;
         Ok(inserted)
     }
@@ -117,30 +99,11 @@ impl Store {
             .collect()
     }
 
-    /// Collects the run's culture-related instances: (question, culture) where both the unaware
-    /// answer and the `aware_variant` answer parsed and differ. Idempotent. Returns the new count.
+    /// Collects the run's culture-related instances (see [`StoreTransaction::collect_instances`]).
     pub async fn collect_instances(&self, run_id: i64, aware_variant: PromptVariant) -> Result<u64, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT OR IGNORE INTO instances
-                 (run_id, question_set, question_id, country_code, topic, unaware_code, aware_code)
-             SELECT aware.run_id, aware.question_set, aware.question_id, aware.country_code, q.topic,
-                    unaware.parsed_code, aware.parsed_code
-             FROM answers AS aware
-             JOIN answers AS unaware
-               ON unaware.run_id = aware.run_id AND unaware.question_set = aware.question_set
-              AND unaware.question_id = aware.question_id
-              AND unaware.country_code IS NULL AND unaware.variant = 'unaware'
-             JOIN questions AS q ON q.question_set = aware.question_set AND q.question_id = aware.question_id
-             WHERE aware.run_id = ? AND aware.variant = ? AND aware.country_code IS NOT NULL
-               AND aware.parsed_code IS NOT NULL AND unaware.parsed_code IS NOT NULL
-               AND aware.parsed_code <> unaware.parsed_code
-             ORDER BY aware.answer_id",
-        )
-        .bind(run_id)
-        .bind(variant_text(aware_variant))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let mut transaction = self.begin().await?;
+        let inserted = transaction.collect_instances(run_id, aware_variant).await?;
+        transaction.commit().await?;
         Ok(inserted)
     }
 
@@ -228,5 +191,59 @@ impl Store {
         .await?;
         transaction.commit().await?;
         Ok(review_id)
+    }
+}
+
+impl StoreTransaction {
+    /// Stores a batch of answers of a run in this transaction. An answer already stored for the
+    /// same (question, culture, variant) is kept, so a resumed stage never duplicates work.
+    pub async fn insert_answers(&mut self, run_id: i64, answers: &[NewAnswer]) -> Result<u64, StoreError> {
+        let mut inserted = 0;
+        for answer in answers {
+            inserted += sqlx::query(
+                "INSERT OR IGNORE INTO answers
+                 (run_id, question_set, question_id, country_code, variant, raw_reply, parsed_code, distribution_json)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(run_id)
+            .bind(&answer.question_set)
+            .bind(&answer.question_id)
+            .bind(&answer.country_code)
+            .bind(variant_text(answer.variant))
+            .bind(&answer.raw_reply)
+            .bind(answer.parsed_code.map(i64::from))
+            .bind(answer.distribution.as_ref().map(to_json))
+            .execute(&mut *self.transaction)
+            .await?
+            .rows_affected();
+        }
+        Ok(inserted)
+    }
+
+    /// Collects the run's culture-related instances: (question, culture) where both the unaware
+    /// answer and the `aware_variant` answer parsed and differ. Idempotent. Returns the new count.
+    pub async fn collect_instances(&mut self, run_id: i64, aware_variant: PromptVariant) -> Result<u64, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT OR IGNORE INTO instances
+                 (run_id, question_set, question_id, country_code, topic, unaware_code, aware_code)
+             SELECT aware.run_id, aware.question_set, aware.question_id, aware.country_code, q.topic,
+                    unaware.parsed_code, aware.parsed_code
+             FROM answers AS aware
+             JOIN answers AS unaware
+               ON unaware.run_id = aware.run_id AND unaware.question_set = aware.question_set
+              AND unaware.question_id = aware.question_id
+              AND unaware.country_code IS NULL AND unaware.variant = 'unaware'
+             JOIN questions AS q ON q.question_set = aware.question_set AND q.question_id = aware.question_id
+             WHERE aware.run_id = ? AND aware.variant = ? AND aware.country_code IS NOT NULL
+               AND aware.parsed_code IS NOT NULL AND unaware.parsed_code IS NOT NULL
+               AND aware.parsed_code <> unaware.parsed_code
+             ORDER BY aware.answer_id",
+        )
+        .bind(run_id)
+        .bind(variant_text(aware_variant))
+        .execute(&mut *self.transaction)
+        .await?
+        .rows_affected();
+        Ok(inserted)
     }
 }

@@ -2,7 +2,6 @@
 //! Writes that belong together run in one transaction.
 
 mod answers;
-mod evaluations;
 mod questions;
 mod runs;
 
@@ -70,6 +69,23 @@ impl Store {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Starts a transaction: writes that belong together go through one and commit at once.
+    pub async fn begin(&self) -> Result<StoreTransaction, StoreError> {
+        Ok(StoreTransaction { transaction: self.pool.begin().await? })
+    }
+}
+
+/// Writes in one transaction; nothing of them is visible or kept unless [`Self::commit`] runs.
+pub struct StoreTransaction {
+    transaction: sqlx::Transaction<'static, sqlx::Sqlite>,
+}
+
+impl StoreTransaction {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.transaction.commit().await?;
+        Ok(())
     }
 }
 

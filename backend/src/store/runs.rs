@@ -1,6 +1,6 @@
 use shared::{Run, RunConfig, RunEvent, RunOrigin, RunStatus};
 
-use super::{from_json, to_json, Store, StoreError};
+use super::{from_json, to_json, Store, StoreError, StoreTransaction};
 
 #[derive(sqlx::FromRow)]
 struct RunRow {
@@ -39,16 +39,9 @@ const RUN_COLUMNS: &str = "run_id, config_json, origin_json, status, created_at,
 
 impl Store {
     pub async fn create_run(&self, config: &RunConfig, origin: &RunOrigin) -> Result<Run, StoreError> {
-        let run_id: i64 = sqlx::query_scalar(
-            "INSERT INTO runs (name, config_json, origin_json, status, created_at, updated_at)
-             VALUES (?, ?, ?, 'pending', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-             RETURNING run_id",
-        )
-        .bind(&config.name)
-        .bind(to_json(config))
-        .bind(to_json(origin))
-        .fetch_one(&self.pool)
-        .await?;
+        let mut transaction = self.begin().await?;
+        let run_id = transaction.create_run(config, origin).await?;
+        transaction.commit().await?;
         self.run(run_id).await
     }
 
@@ -75,32 +68,10 @@ impl Store {
         Ok((total as u64, items))
     }
 
-    /// Records an event of a run; a `Finished` event also sets the run's status, in the same
-    /// transaction.
+    /// Records an event of a run (see [`StoreTransaction::append_event`]).
     pub async fn append_event(&self, run_id: i64, event: &RunEvent) -> Result<i64, StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        let event_id: i64 = sqlx::query_scalar(
-            "INSERT INTO run_events (run_id, event_json, created_at)
-             VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) RETURNING event_id",
-        )
-        .bind(run_id)
-        .bind(to_json(event))
-        .fetch_one(&mut *transaction)
-        .await?;
-        let status = match event {
-            RunEvent::Finished { status } => Some(*status),
-            RunEvent::StageStarted { .. } => Some(RunStatus::Running),
-            _ => None,
-        };
-        if let Some(status) = status {
-            sqlx::query(
-                "UPDATE runs SET status = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE run_id = ?",
-            )
-            .bind(status_text(status))
-            .bind(run_id)
-            .execute(&mut *transaction)
-            .await?;
-        }
+        let mut transaction = self.begin().await?;
+        let event_id = transaction.append_event(run_id, event).await?;
         transaction.commit().await?;
         Ok(event_id)
     }
@@ -115,5 +86,84 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(|(event_id, json)| Ok((event_id, from_json("run_events", "event_json", &json)?))).collect()
+    }
+}
+
+impl StoreTransaction {
+    /// Creates a pending run and returns its id.
+    pub async fn create_run(&mut self, config: &RunConfig, origin: &RunOrigin) -> Result<i64, StoreError> {
+        let run_id: i64 = sqlx::query_scalar(
+            "INSERT INTO runs (name, config_json, origin_json, status, created_at, updated_at)
+             VALUES (?, ?, ?, 'pending', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+             RETURNING run_id",
+        )
+        .bind(&config.name)
+        .bind(to_json(config))
+        .bind(to_json(origin))
+        .fetch_one(&mut *self.transaction)
+        .await?;
+        Ok(run_id)
+    }
+
+    /// Records an event of a run; `StageStarted` and `Finished` also set the run's status.
+    pub async fn append_event(&mut self, run_id: i64, event: &RunEvent) -> Result<i64, StoreError> {
+        let event_id: i64 = sqlx::query_scalar(
+            "INSERT INTO run_events (run_id, event_json, created_at)
+             VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) RETURNING event_id",
+        )
+        .bind(run_id)
+        .bind(to_json(event))
+        .fetch_one(&mut *self.transaction)
+        .await?;
+        let status = match event {
+            RunEvent::Finished { status } => Some(*status),
+            RunEvent::StageStarted { .. } => Some(RunStatus::Running),
+            _ => None,
+        };
+        if let Some(status) = status {
+            sqlx::query(
+                "UPDATE runs SET status = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE run_id = ?",
+            )
+            .bind(status_text(status))
+            .bind(run_id)
+            .execute(&mut *self.transaction)
+            .await?;
+        }
+        Ok(event_id)
+    }
+}
+
+impl Store {
+    /// The runs made from `origin`, oldest first.
+    pub async fn runs_with_origin(&self, origin: &RunOrigin) -> Result<Vec<Run>, StoreError> {
+        // Origins are stored as serde_json writes them, so equal origins have equal text.
+        let run_ids: Vec<i64> = sqlx::query_scalar("SELECT run_id FROM runs WHERE origin_json = ? ORDER BY run_id")
+            .bind(to_json(origin))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut runs = Vec::with_capacity(run_ids.len());
+        for run_id in run_ids {
+            runs.push(self.run(run_id).await?);
+        }
+        Ok(runs)
+    }
+
+    /// How many answers the run holds: all of them, and those given for a culture.
+    pub async fn answer_counts(&self, run_id: i64) -> Result<(u64, u64), StoreError> {
+        let (all, with_culture): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COUNT(country_code) FROM answers WHERE run_id = ?")
+                .bind(run_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((all as u64, with_culture as u64))
+    }
+
+    /// Deletes a run with its events, answers, instances and their reviews (foreign-key cascades).
+    pub async fn delete_run(&self, run_id: i64) -> Result<(), StoreError> {
+        let deleted = sqlx::query("DELETE FROM runs WHERE run_id = ?").bind(run_id).execute(&self.pool).await?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("run {run_id}")));
+        }
+        Ok(())
     }
 }
