@@ -4,6 +4,9 @@
 
 pub mod analysis;
 pub mod api;
+pub mod auth;
+pub mod curation;
+pub mod engine;
 pub mod pipeline;
 pub mod server;
 pub mod store;

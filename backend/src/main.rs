@@ -1,14 +1,24 @@
 //! `culturespa`: the CultureSPA Studio server and command-line tool.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use culturespa::analysis;
+use culturespa::auth;
+use culturespa::curation;
+use culturespa::engine::batch::{BatchLimits, DEFAULT_MAX_BATCH_SEQUENCES, DEFAULT_MAX_BATCH_TOKENS};
+use culturespa::engine::bench::{run_score_bench, set_compute_threads, ScoreBenchOptions};
+use culturespa::engine::DeviceKind;
 use culturespa::pipeline;
+use culturespa::pipeline::runner::{run_command, RunTarget};
 use culturespa::server::{self, ServeOptions};
 use culturespa::store::Store;
+use culturespa::survey::SurveyData;
+use shared::auth::Role;
+use shared::Stage;
 
 #[derive(Debug, Parser)]
 #[command(name = "culturespa", version, about = "Culture alignment of language models (CultureSPA)")]
@@ -32,6 +42,9 @@ enum Command {
         /// The Trunk-built frontend.
         #[arg(long, env = "CULTURESPA_STATIC_DIR", default_value = "dist")]
         static_dir: PathBuf,
+        /// The model of runs that name none (a GGUF file or a Hugging Face folder).
+        #[arg(long, env = "CULTURESPA_MODEL", default_value = server::DEFAULT_MODEL)]
+        model: PathBuf,
     },
     /// Work with the WVS data.
     Data {
@@ -57,10 +70,132 @@ enum Command {
         #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
         data_dir: PathBuf,
     },
+    /// Do a run: all its stages, with progress bars; Ctrl-C stops it so that `--resume` continues.
+    Run {
+        /// A run file (TOML): name, cultures, topics, questions_per_topic, variants, answer_mode,
+        /// seed, stages, and optionally model and question_set.
+        #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
+        config: Option<PathBuf>,
+        /// Resume a stored run where it stopped.
+        #[arg(long)]
+        resume: Option<i64>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Do (or finish) only the answer stage of a stored run.
+    Answer {
+        #[arg(long)]
+        run: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Do (or finish) only the collect stage of a stored run.
+    Collect {
+        #[arg(long)]
+        run: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Do (or finish) only the evaluate stage (the 259 WVS questions) of a stored run.
+    Evaluate {
+        #[arg(long)]
+        run: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Measure the inference engine.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Filter and import generated questions.
     Questions {
         #[command(subcommand)]
         command: QuestionsCommand,
+    },
+    /// User accounts. While none exists the server runs in open local mode.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Export a run's instances as SFT data (JSON lines and LLaMA-Factory's dataset_info.json).
+    Export {
+        #[arg(long = "run")]
+        run_id: i64,
+        #[arg(long, value_enum, default_value = "alpaca")]
+        format: curation::ExportFormat,
+        /// joint: one file for all cultures; specific: one file per culture.
+        #[arg(long, value_enum, default_value = "joint")]
+        mode: curation::ExportMode,
+        /// Only instances reviewers accepted, with their changed or edited answers.
+        #[arg(long)]
+        accepted_only: bool,
+        /// Only this culture (a country code).
+        #[arg(long)]
+        culture: Option<String>,
+        /// The folder to write into; created if missing.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Add an account; the password comes from --password-stdin or CULTURESPA_PASSWORD.
+    Add {
+        username: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+        data_dir: PathBuf,
+    },
+    /// List the accounts.
+    List {
+        #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+        data_dir: PathBuf,
+    },
+}
+
+/// Where runs are stored and which model answers by default.
+#[derive(Debug, clap::Args)]
+struct StoreArgs {
+    /// Where the database lives.
+    #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+    data_dir: PathBuf,
+    /// The model of runs that name none (a GGUF file or a Hugging Face folder).
+    #[arg(long, env = "CULTURESPA_MODEL", default_value = server::DEFAULT_MODEL)]
+    model: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Score a make_prompts.py JSONL: one {"id","probs","answer"} line per prompt on stdout, a
+    /// summary JSON as the last line on stderr (the formats of shared/bench/llamacpp_score.py).
+    Score {
+        /// A GGUF file or a Hugging Face model folder.
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        prompts: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Score the first N prompts only (0 = all).
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
+        /// cpu (f32) or cuda (bf16; needs a build with --features cuda).
+        #[arg(long, default_value = "cpu")]
+        device: DeviceKind,
+        /// Tokens per forward pass beyond the shared prefix.
+        #[arg(long, default_value_t = DEFAULT_MAX_BATCH_TOKENS)]
+        batch_tokens: usize,
+        /// Prompts per forward pass.
+        #[arg(long, default_value_t = DEFAULT_MAX_BATCH_SEQUENCES)]
+        batch_prompts: usize,
     },
 }
 
@@ -118,13 +253,14 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { addr, data_dir, static_dir } => {
+        Command::Serve { addr, data_dir, static_dir, model } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(server::serve(ServeOptions {
                 addr,
                 data_dir,
                 wvs_data: cli.wvs_data,
                 static_dir: Some(static_dir),
+                default_model: model,
             }))
         }
         Command::Data { command: DataCommand::Check } => {
@@ -171,6 +307,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Run { config, resume, store } => {
+            let target = match (config, resume) {
+                (_, Some(run_id)) => RunTarget::Resume(run_id),
+                (Some(file), None) => RunTarget::Config(file),
+                (None, None) => anyhow::bail!("give --config FILE or --resume ID"),
+            };
+            execute_run(cli.wvs_data.as_deref(), store, target, None)
+        }
+        Command::Answer { run, store } => {
+            execute_run(cli.wvs_data.as_deref(), store, RunTarget::Resume(run), Some(Stage::Answer))
+        }
+        Command::Collect { run, store } => {
+            execute_run(cli.wvs_data.as_deref(), store, RunTarget::Resume(run), Some(Stage::Collect))
+        }
+        Command::Evaluate { run, store } => {
+            execute_run(cli.wvs_data.as_deref(), store, RunTarget::Resume(run), Some(Stage::Evaluate))
+        }
+        Command::Bench {
+            command: BenchCommand::Score { model, prompts, threads, limit, device, batch_tokens, batch_prompts },
+        } => {
+            set_compute_threads(threads);
+            let options = ScoreBenchOptions {
+                model,
+                prompts,
+                threads,
+                limit,
+                device,
+                batch_limits: BatchLimits {
+                    max_tokens: batch_tokens,
+                    max_sequences: batch_prompts,
+                    ..BatchLimits::default()
+                },
+            };
+            let summary = run_score_bench(&options, std::io::stdout())?;
+            eprintln!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
         Command::Questions { command: QuestionsCommand::Filter { files, out, question_set } } => {
             let survey = server::load_survey(cli.wvs_data.as_deref())?;
             let outcome = pipeline::filter_generated_files(&survey.records, &files, &question_set)?;
@@ -188,5 +361,93 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&summary)?);
             Ok(())
         }
+        Command::Users { command } => users_command(command),
+        Command::Export { run_id, format, mode, accepted_only, culture, out, data_dir } => {
+            let survey = server::load_survey(cli.wvs_data.as_deref())?;
+            let country_code = culture.map(|code| code.to_ascii_uppercase());
+            let options = curation::ExportOptions { run_id, format, mode, accepted_only, country_code };
+            export_command(&survey, &options, &out, &data_dir)
+        }
+    }
+}
+
+/// The environment variable `users add` reads the password from without --password-stdin.
+const PASSWORD_VARIABLE: &str = "CULTURESPA_PASSWORD";
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| format!("'{text}': one of annotator, collaborator, admin"))
+}
+
+fn users_command(command: UsersCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    match command {
+        UsersCommand::Add { username, role, password_stdin, data_dir } => {
+            auth::validate_username(&username)?;
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            } else {
+                std::env::var(PASSWORD_VARIABLE)
+                    .with_context(|| format!("no password: pass --password-stdin or set {PASSWORD_VARIABLE}"))?
+            };
+            let password_hash = auth::hash_password(&password)?;
+            let user = runtime.block_on(async {
+                let store = Store::open(&data_dir).await?;
+                anyhow::Ok(store.add_user(&username, &password_hash, role).await?)
+            })?;
+            println!("added {} ({}); the server now asks for a login to review", user.username, user.role.as_str());
+        }
+        UsersCommand::List { data_dir } => {
+            let users = runtime.block_on(async { anyhow::Ok(Store::open(&data_dir).await?.users().await?) })?;
+            if users.is_empty() {
+                println!("no accounts: the server runs in open local mode");
+            }
+            for user in users {
+                println!("{}\t{}", user.username, user.role.as_str());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn export_command(
+    survey: &SurveyData,
+    options: &curation::ExportOptions,
+    out: &Path,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let files = runtime.block_on(async {
+        let store = server::open_store(data_dir, survey).await?;
+        anyhow::Ok(curation::export_run(&store, survey, options).await?)
+    })?;
+    let paths = curation::write_export(out, &files, options.format)?;
+    let records: u64 = files.iter().map(|file| file.records).sum();
+    println!("run {}: {records} records in {} file(s) in {}", options.run_id, files.len(), out.display());
+    for (file, path) in files.iter().zip(&paths) {
+        println!("{:>6}  {}", file.records, path.display());
+    }
+    println!("        {}", out.join(curation::export::DATASET_INFO_FILE).display());
+    Ok(())
+}
+
+/// Executes a run (or one stage of it) and fails unless it completed or stopped on request.
+fn execute_run(
+    wvs_data: Option<&std::path::Path>,
+    store: StoreArgs,
+    target: RunTarget,
+    only: Option<Stage>,
+) -> anyhow::Result<()> {
+    let survey = std::sync::Arc::new(server::load_survey(wvs_data)?);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (run_id, status) = runtime.block_on(async {
+        let database = server::open_store(&store.data_dir, &survey).await?;
+        anyhow::Ok(run_command(&database, survey, &store.model, target, only).await?)
+    })?;
+    eprintln!("run {run_id}: {status:?}");
+    match status {
+        shared::RunStatus::Failed => anyhow::bail!("run {run_id} failed"),
+        _ => Ok(()),
     }
 }

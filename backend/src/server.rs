@@ -19,6 +19,9 @@ pub fn load_survey(dir: Option<&Path>) -> Result<SurveyData, crate::survey::Data
     }
 }
 
+/// The default model, as `scripts/fetch-model.sh` places it.
+pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
 /// The provenance recorded with the seeded WVS questions.
 pub const WVS_PROVENANCE: &str = "World Values Survey wave 7 (data/wvs/wvs_questions.json)";
 
@@ -50,6 +53,8 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     pub wvs_data: Option<PathBuf>,
     pub static_dir: Option<PathBuf>,
+    /// The model of runs that name none.
+    pub default_model: PathBuf,
 }
 
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
@@ -62,7 +67,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         }
         present
     });
-    let router = app(AppState { survey, store, static_dir });
+    let router = app(AppState::new(survey, store, static_dir, options.default_model));
     let listener =
         tokio::net::TcpListener::bind(options.addr).await.with_context(|| format!("binding {}", options.addr))?;
     tracing::info!("CultureSPA Studio on http://{}", listener.local_addr()?);

@@ -17,7 +17,7 @@ async fn state() -> (AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let survey = Arc::new(SurveyData::embedded().unwrap());
     let store = open_store(dir.path(), &survey).await.unwrap();
-    (AppState { survey, store, static_dir: None }, dir)
+    (AppState::new(survey, store, None, culturespa::server::DEFAULT_MODEL.into()), dir)
 }
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {

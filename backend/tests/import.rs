@@ -109,6 +109,7 @@ async fn an_import_that_did_not_finish_is_replaced() {
     let config = RunConfig {
         name: "interrupted".to_string(),
         model: None,
+        question_set: None,
         cultures: Vec::new(),
         topics: Vec::new(),
         questions_per_topic: 0,

@@ -2,6 +2,7 @@
 
 use culturespa::store::{InstanceFilter, NewAnswer, Store, StoreError, WVS_SET};
 use culturespa::survey::SurveyData;
+use shared::review::NewReview;
 use shared::{
     AnswerMode, PromptVariant, ReviewDecision, ReviewStatus, RunConfig, RunEvent, RunOrigin, RunStatus, Stage,
 };
@@ -10,6 +11,7 @@ fn config() -> RunConfig {
     RunConfig {
         name: "small".to_string(),
         model: None,
+        question_set: None,
         cultures: vec!["USA".to_string(), "CHN".to_string()],
         topics: vec![0],
         questions_per_topic: 10,
@@ -18,6 +20,10 @@ fn config() -> RunConfig {
         seed: 42,
         stages: vec![Stage::Answer, Stage::Collect],
     }
+}
+
+fn review(decision: ReviewDecision, note: Option<&str>) -> NewReview {
+    NewReview { decision, note: note.map(str::to_string), edited_output: None, reviewer: None }
 }
 
 fn answer(question_id: &str, country_code: Option<&str>, variant: PromptVariant, code: Option<u32>) -> NewAnswer {
@@ -119,17 +125,21 @@ async fn instances_are_collected_once_and_reviews_set_their_status() {
     let usa = InstanceFilter { country_code: Some("USA".into()), ..all.clone() };
     assert_eq!(store.instances(&usa, 10, 0).await.unwrap().0, 1);
 
-    store.add_review(instances[0].instance_id, "ann", &ReviewDecision::Reject, None).await.unwrap();
-    store
-        .add_review(instances[1].instance_id, "ann", &ReviewDecision::ChangeAnswer { code: 3 }, Some("closer"))
+    store.add_review(instances[0].instance_id, "ann", &review(ReviewDecision::Reject, None)).await.unwrap();
+    let changed = store
+        .add_review(instances[1].instance_id, "ann", &review(ReviewDecision::ChangeAnswer { code: 3 }, Some("closer")))
         .await
         .unwrap();
+    assert_eq!((changed.reviewer.as_str(), changed.note.as_deref()), ("ann", Some("closer")));
     let rejected = InstanceFilter { review_status: Some(ReviewStatus::Rejected), ..all.clone() };
     let (_, rejected) = store.instances(&rejected, 10, 0).await.unwrap();
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0].instance_id, instances[0].instance_id);
     // A review of an unknown instance writes nothing.
-    assert!(matches!(store.add_review(999, "ann", &ReviewDecision::Accept, None).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.add_review(999, "ann", &review(ReviewDecision::Accept, None)).await,
+        Err(StoreError::NotFound(_))
+    ));
     let reviews: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reviews").fetch_one(store.pool()).await.unwrap();
     assert_eq!(reviews, 2);
 }
@@ -144,4 +154,56 @@ async fn a_transaction_that_is_not_committed_leaves_nothing() {
     assert_eq!(store.runs(10, 0).await.unwrap().0, 0);
     let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM run_events").fetch_one(store.pool()).await.unwrap();
     assert_eq!(events, 0);
+}
+
+#[tokio::test]
+async fn the_review_workflow_migration_keeps_older_reviews_as_history() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    let dir = tempfile::tempdir().unwrap();
+    // A database as the first release left it: only the initial migration, reviewed twice by ann.
+    let first_migration = dir.path().join("first_migration");
+    std::fs::create_dir(&first_migration).unwrap();
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    std::fs::copy(migrations.join("0001_initial.sql"), first_migration.join("0001_initial.sql")).unwrap();
+    let options = SqliteConnectOptions::new().filename(dir.path().join("culturespa.db")).create_if_missing(true);
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+    sqlx::migrate::Migrator::new(first_migration.as_path()).await.unwrap().run(&pool).await.unwrap();
+    for statement in [
+        "INSERT INTO runs VALUES (1, 'old', '{}', '{}', 'completed', '', '')",
+        "INSERT INTO instances (instance_id, run_id, question_set, question_id, country_code, topic, unaware_code, aware_code, review_status)
+         VALUES (1, 1, 'wvs', 'Q1', 'USA', 0, 1, 2, 'rejected'), (2, 1, 'wvs', 'Q2', 'USA', 0, 1, 2, 'accepted')",
+        "INSERT INTO reviews (review_id, instance_id, reviewer, decision, corrected_code, note, created_at)
+         VALUES (1, 1, 'ann', 'accept', NULL, NULL, 'a'), (2, 1, 'ann', 'reject', NULL, NULL, 'b'),
+                (3, 2, 'bob', 'change_answer', 3, NULL, 'c')",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let store = Store::open(dir.path()).await.unwrap();
+    let rows: Vec<(i64, String, i64, Option<i64>)> =
+        sqlx::query_as("SELECT review_id, label, is_current, supersedes FROM reviews ORDER BY review_id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (1, "answer:2".to_string(), 0, None),
+            (2, "reject".to_string(), 1, Some(1)),
+            (3, "answer:3".to_string(), 1, None)
+        ]
+    );
+    let statuses: Vec<String> = sqlx::query_scalar("SELECT review_status FROM instances ORDER BY instance_id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(statuses, ["rejected", "accepted"]);
+    // Undoing ann's latest review brings her first one back.
+    store.undo_review(2, "ann").await.unwrap();
+    let statuses: Vec<String> = sqlx::query_scalar("SELECT review_status FROM instances ORDER BY instance_id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(statuses, ["accepted", "accepted"]);
 }

@@ -11,6 +11,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const ELEMENT_TIMEOUT: Duration = Duration::from_secs(20);
 const CHROMIUM: &str = "/usr/bin/chromium";
+/// The default model, where `scripts/fetch-model.sh` puts it.
+const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
@@ -70,6 +72,8 @@ impl Session {
             .arg(data_dir.path())
             .arg("--static-dir")
             .arg(&dist)
+            .arg("--model")
+            .arg(root.join(DEFAULT_MODEL))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()

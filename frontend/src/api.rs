@@ -17,3 +17,50 @@ pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, String> {
     }
     response.json::<T>().await.map_err(|error| format!("{url}: {error}"))
 }
+
+/// Sends a JSON body (or none) with `method` to `/api{path}` and decodes the JSON reply; an API
+/// error becomes its message. The session cookie goes along (same origin).
+pub async fn send<B: serde::Serialize, T: DeserializeOwned>(
+    method: gloo_net::http::Method,
+    path: &str,
+    body: Option<&B>,
+) -> Result<T, String> {
+    let url = format!("/api{path}");
+    let builder = gloo_net::http::RequestBuilder::new(&url).method(method);
+    let request = match body {
+        Some(body) => builder.json(body).map_err(|error| format!("{url}: {error}"))?,
+        None => builder.build().map_err(|error| format!("{url}: {error}"))?,
+    };
+    let response = request.send().await.map_err(|error| format!("{url}: {error}"))?;
+    if !response.ok() {
+        let status = response.status();
+        return Err(match response.json::<ErrorBody>().await {
+            Ok(body) => body.message,
+            Err(_) => format!("{url}: HTTP {status}"),
+        });
+    }
+    response.json::<T>().await.map_err(|error| format!("{url}: {error}"))
+}
+
+/// A query-string value, percent-encoded (everything but RFC 3986's unreserved characters).
+pub fn encode(value: &str) -> String {
+    let mut encoded = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+/// `key=value&...` of the pairs whose value is not empty, values encoded.
+pub fn query_string(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(key, value)| format!("{key}={}", encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}

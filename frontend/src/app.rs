@@ -2,7 +2,10 @@ use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::path;
 
+use crate::pages::runs::{RunPage, RunsPage};
+use crate::pages::{culture_map::CultureMapPage, relations::RelationsPage};
 use crate::pages::{cultures::CulturesPage, questions::QuestionsPage};
+use crate::pages::{instances::InstancesPage, question::QuestionPage, review::ReviewPage};
 
 #[component]
 pub fn App() -> impl IntoView {
@@ -13,12 +16,24 @@ pub fn App() -> impl IntoView {
                 <nav>
                     <A href="/">"Cultures"</A>
                     <A href="/questions">"Questions"</A>
+                    <A href="/instances">"Instances"</A>
+                    <A href="/review">"Review"</A>
+                    <A href="/relations">"Relations"</A>
+                    <A href="/map">"Culture map"</A>
+                    <A href="/runs">"Runs"</A>
                 </nav>
             </header>
             <main>
                 <Routes fallback=|| view! { <p class="error">"This page does not exist."</p> }>
                     <Route path=path!("/") view=CulturesPage />
                     <Route path=path!("/questions") view=QuestionsPage />
+                    <Route path=path!("/questions/:id") view=QuestionPage />
+                    <Route path=path!("/instances") view=InstancesPage />
+                    <Route path=path!("/review") view=ReviewPage />
+                    <Route path=path!("/relations") view=RelationsPage />
+                    <Route path=path!("/map") view=CultureMapPage />
+                    <Route path=path!("/runs") view=RunsPage />
+                    <Route path=path!("/runs/:run_id") view=RunPage />
                 </Routes>
             </main>
             <footer>

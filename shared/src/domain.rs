@@ -174,10 +174,15 @@ pub struct Answer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewStatus {
+    /// Fewer current reviews than the run asks for.
     Pending,
+    /// Every current review keeps the instance with the same answer.
     Accepted,
     Rejected,
+    /// Flagged as stereotyping the culture.
     Flagged,
+    /// Enough reviews, but the reviewers disagree.
+    Disputed,
 }
 
 /// A culture-related instance: the culture-aware answer differs from the culture-unaware one.
@@ -215,6 +220,9 @@ pub struct Review {
     #[serde(flatten)]
     pub decision: ReviewDecision,
     pub note: Option<String>,
+    /// The answer the reviewer wrote instead of the model's (the SFT output), if any.
+    #[serde(default)]
+    pub edited_output: Option<String>,
     /// RFC 3339 timestamp.
     pub created_at: String,
 }

@@ -2,8 +2,11 @@
 //!
 //! The data path reads left to right: question → answer → instance → review → adapter → evaluation.
 
+pub mod analysis;
 pub mod api;
+pub mod auth;
 mod domain;
+pub mod review;
 mod run;
 
 pub use domain::*;

@@ -36,6 +36,9 @@ pub struct RunConfig {
     pub name: String,
     /// A GGUF file or a Hugging Face model folder; `None` for the default model.
     pub model: Option<String>,
+    /// The question set to answer (`wvs` when `None`); a run that generates answers its own.
+    #[serde(default)]
+    pub question_set: Option<String>,
     /// Country codes; empty means all 18.
     #[serde(default)]
     pub cultures: Vec<String>,
@@ -57,8 +60,11 @@ fn default_variants() -> Vec<PromptVariant> {
     vec![PromptVariant::Unaware, PromptVariant::P1]
 }
 
+/// The paper's seed.
+pub const DEFAULT_SEED: u64 = 42;
+
 fn default_seed() -> u64 {
-    42
+    DEFAULT_SEED
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

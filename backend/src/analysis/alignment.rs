@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+pub use shared::analysis::SkippedCulture;
 use shared::{CultureScore, Question};
 
 use super::distribution::{compare_to_human, validate_distribution};
@@ -88,6 +89,11 @@ impl Predictions {
         Ok(())
     }
 
+    /// Every valid predicted code, by question id.
+    pub fn codes(&self) -> &HashMap<String, u32> {
+        &self.codes
+    }
+
     pub fn code(&self, question_id: &str) -> Option<u32> {
         self.codes.get(question_id).copied()
     }
@@ -104,13 +110,6 @@ impl Predictions {
     pub fn is_empty(&self) -> bool {
         self.codes.is_empty()
     }
-}
-
-/// A culture that got no score, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SkippedCulture {
-    pub country_code: String,
-    pub reason: String,
 }
 
 /// The paper's score of `predictions` against one culture's majority answers, over the kept WVS

@@ -4,49 +4,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use serde::{Deserialize, Serialize};
-use shared::{CultureScore, PromptVariant};
+pub use shared::analysis::{ReleasedScores, ScoredAgainst, SettingScores};
+use shared::PromptVariant;
 
-use super::alignment::{score_cultures, Predictions, SkippedCulture};
-use super::released::{ReleasedFile, ReleasedSet, SkippedFile, Target};
+use super::alignment::{score_cultures, Predictions};
+use super::released::{ReleasedFile, ReleasedSet, Target};
 use crate::survey::SurveyData;
-
-/// Whom a setting's answers were scored against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScoredAgainst {
-    /// Each file against the culture its prompt names.
-    OwnCulture,
-    /// One answer file against every culture.
-    AllCultures,
-}
-
-/// The scores of one released setting (one run).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SettingScores {
-    /// The file name without `wvs_result_`, the culture and the run, e.g. `culture_aware`.
-    pub setting: String,
-    pub variant: PromptVariant,
-    /// The paper's name of the variant: `unaware`, `P1`, `P1+P3`, ...
-    pub variant_label: String,
-    pub run: u32,
-    pub scored_against: ScoredAgainst,
-    pub files: Vec<String>,
-    /// In the paper's culture order.
-    pub scores: Vec<CultureScore>,
-    pub skipped_cultures: Vec<SkippedCulture>,
-    /// Plain mean of `scores`.
-    pub average: Option<f64>,
-    pub notes: Vec<String>,
-}
-
-/// Every setting of a released folder.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReleasedScores {
-    pub source: String,
-    pub settings: Vec<SettingScores>,
-    pub skipped_files: Vec<SkippedFile>,
-}
 
 /// The order settings are listed in: unaware, P1, P1+P3, P2, P2+P3, P3.
 fn variant_rank(variant: PromptVariant) -> u8 {

@@ -129,6 +129,7 @@ impl ImportPlan {
         RunConfig {
             name: name.map_or_else(|| format!("{model} (paper release)"), str::to_string),
             model: Some(model.to_string()),
+            question_set: None,
             cultures: self.country_codes.clone(),
             topics: Vec::new(),
             // The whole WVS set, not a per-topic sample.

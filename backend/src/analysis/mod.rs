@@ -3,10 +3,12 @@
 
 mod alignment;
 mod baseline;
+mod culture_map;
 mod distribution;
 mod import;
 mod relations;
 mod released;
+mod run_scores;
 
 use std::path::PathBuf;
 
@@ -15,18 +17,23 @@ pub use alignment::{
     Predictions, SkippedCulture, MAX_VALID_ANSWER,
 };
 pub use baseline::{render_table, score_released, ReleasedScores, ScoredAgainst, SettingScores};
+pub use culture_map::{culture_map, HumanMap};
 pub use distribution::{
     compare_to_human, human_over_options, one_minus_js_distance, wasserstein_ordinal, DistributionComparison,
     DistributionError,
 };
 pub use import::{import_embedded_release, import_released, ImportSummary};
 pub use relations::{
-    average_linkage, human_similarity_matrix, pearson_off_diagonal, similarity_matrix, Clustering, Merge,
-    SimilarityMatrix,
+    average_linkage, human_relations, human_similarity_matrix, human_similarity_of, majority_codes, neighbours,
+    pearson_off_diagonal, run_relations, similarity_difference, similarity_matrix, Clustering, Merge, RunMatrix,
+    SimilarityMatrix, NEIGHBOUR_COUNT,
 };
 pub use released::{
     classify_file_name, load_released, FileKind, ReleasedAnswer, ReleasedFile, ReleasedSet, SkippedFile, Target,
     EMBEDDED_SOURCE,
+};
+pub use run_scores::{
+    predictions_from_answers, score_run, scoring_targets, topic_scores, PersonaPredictions, RunScoring,
 };
 
 use crate::store::StoreError;

@@ -4,8 +4,12 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+pub use shared::analysis::{Clustering, Merge};
+use shared::analysis::{CultureNeighbours, Neighbour, RelationKind, Relations};
+use shared::Run;
 
 use super::alignment::{alignment, CodePair};
+use super::run_scores::PersonaPredictions;
 use super::AnalysisError;
 use crate::survey::SurveyData;
 
@@ -68,23 +72,79 @@ pub fn similarity_matrix(survey: &SurveyData, cultures: &[(&str, &HashMap<String
 /// The similarity matrix of the survey's cultures from their human majority answers (reproduces
 /// `country_similarity.json`).
 pub fn human_similarity_matrix(survey: &SurveyData) -> SimilarityMatrix {
-    let majority: Vec<(&str, HashMap<String, u32>)> = survey
-        .cultures
-        .iter()
-        .map(|culture| {
-            let codes = survey
-                .questions
-                .iter()
-                .filter_map(|question| {
-                    let human = survey.human(&culture.country_code, &question.question_id)?;
-                    Some((question.question_id.clone(), human.majority_code()?))
-                })
-                .collect();
-            (culture.country_code.as_str(), codes)
-        })
-        .collect();
+    let country_codes: Vec<&str> = survey.cultures.iter().map(|culture| culture.country_code.as_str()).collect();
+    human_similarity_of(survey, &country_codes)
+}
+
+/// The human similarity matrix restricted to (and ordered as) `country_codes`.
+pub fn human_similarity_of(survey: &SurveyData, country_codes: &[&str]) -> SimilarityMatrix {
+    let majority: Vec<(&str, HashMap<String, u32>)> =
+        country_codes.iter().map(|code| (*code, majority_codes(survey, code))).collect();
     let cultures: Vec<(&str, &HashMap<String, u32>)> = majority.iter().map(|(code, codes)| (*code, codes)).collect();
     similarity_matrix(survey, &cultures)
+}
+
+/// A culture's majority (gold) answer code per kept question it answered.
+pub fn majority_codes(survey: &SurveyData, country_code: &str) -> HashMap<String, u32> {
+    survey
+        .questions
+        .iter()
+        .filter_map(|question| {
+            let human = survey.human(country_code, &question.question_id)?;
+            Some((question.question_id.clone(), human.majority_code()?))
+        })
+        .collect()
+}
+
+/// `model − human` cell by cell (one decimal), over the same cultures; `None` where either is.
+pub fn similarity_difference(
+    model: &SimilarityMatrix,
+    human: &SimilarityMatrix,
+) -> Result<SimilarityMatrix, AnalysisError> {
+    if model.country_codes != human.country_codes {
+        return Err(AnalysisError::MatrixMismatch);
+    }
+    let values = model
+        .values
+        .iter()
+        .zip(&human.values)
+        .map(|(model_row, human_row)| {
+            model_row
+                .iter()
+                .zip(human_row)
+                .map(|(model, human)| Some((((*model)? - (*human)?) * DECIMALS_SCALE).round() / DECIMALS_SCALE))
+                .collect()
+        })
+        .collect();
+    Ok(SimilarityMatrix { country_codes: model.country_codes.clone(), values })
+}
+
+/// How many most and least similar cultures are listed per culture (as in the P2 prompt).
+pub const NEIGHBOUR_COUNT: usize = 3;
+
+/// Each culture's highest and lowest values with the others, picked as the paper picks the P2
+/// prompt's cultures: the row sorted ascending (stable, in matrix order), the first ones as the
+/// most different and the last ones, from the end, as the most similar.
+pub fn neighbours(matrix: &SimilarityMatrix) -> Vec<CultureNeighbours> {
+    matrix
+        .country_codes
+        .iter()
+        .enumerate()
+        .map(|(row, country_code)| {
+            let mut ascending: Vec<Neighbour> = matrix.values[row]
+                .iter()
+                .enumerate()
+                .filter(|(column, _)| *column != row)
+                .filter_map(|(column, value)| {
+                    Some(Neighbour { country_code: matrix.country_codes[column].clone(), value: (*value)? })
+                })
+                .collect();
+            ascending.sort_by(|a, b| a.value.total_cmp(&b.value));
+            let most_different = ascending.iter().take(NEIGHBOUR_COUNT).cloned().collect();
+            let most_similar = ascending.iter().rev().take(NEIGHBOUR_COUNT).cloned().collect();
+            CultureNeighbours { country_code: country_code.clone(), most_similar, most_different }
+        })
+        .collect()
 }
 
 /// Pearson correlation between the off-diagonal entries of two matrices over the same cultures,
@@ -111,25 +171,6 @@ fn pearson(pairs: &[(f64, f64)]) -> Option<f64> {
         variance_y += (y - mean_y) * (y - mean_y);
     }
     (variance_x > 0.0 && variance_y > 0.0).then(|| covariance / (variance_x * variance_y).sqrt())
-}
-
-/// One merge of the clustering, numbered as SciPy's linkage matrix: leaves are 0..n, the cluster
-/// made by merge k is n + k.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Merge {
-    pub left: usize,
-    pub right: usize,
-    /// Average distance (100 − similarity) between the two clusters' members.
-    pub distance: f64,
-    /// Leaves in the merged cluster.
-    pub size: usize,
-}
-
-/// A dendrogram of the cultures and its leaf order (similar cultures next to each other).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Clustering {
-    pub order: Vec<String>,
-    pub merges: Vec<Merge>,
 }
 
 struct Cluster {
@@ -182,6 +223,73 @@ pub fn average_linkage(matrix: &SimilarityMatrix) -> Clustering {
         .map(|root| root.leaves.iter().map(|&leaf| matrix.country_codes[leaf].clone()).collect())
         .unwrap_or_default();
     Clustering { order, merges }
+}
+
+/// The relations of the cultures' human majority answers (`GET /api/relations?source=human`).
+pub fn human_relations(survey: &SurveyData) -> Relations {
+    let matrix = human_similarity_matrix(survey);
+    Relations {
+        source: "human".to_string(),
+        kind: RelationKind::Human,
+        run_id: None,
+        run_name: None,
+        clustering: average_linkage(&matrix),
+        neighbours: neighbours(&matrix),
+        pearson_with_human: None,
+        country_codes: matrix.country_codes,
+        values: matrix.values,
+    }
+}
+
+/// Which matrix of a run [`run_relations`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMatrix {
+    /// The similarity of the run's culture personas.
+    Similarity,
+    /// That similarity minus the human one.
+    DifferenceToHuman,
+}
+
+/// The relations of a run's culture personas, or their difference to the human ones, over the
+/// cultures the run answered as.
+pub fn run_relations(
+    survey: &SurveyData,
+    run: &Run,
+    personas: &[PersonaPredictions],
+    wanted: RunMatrix,
+) -> Result<Relations, AnalysisError> {
+    let mut cultures: Vec<(&str, &HashMap<String, u32>)> = personas
+        .iter()
+        .filter_map(|persona| Some((persona.country_code.as_deref()?, persona.predictions.codes())))
+        .collect();
+    cultures.sort_by_key(|(code, _)| survey.cultures.iter().position(|culture| culture.country_code == *code));
+    let model = similarity_matrix(survey, &cultures);
+    let country_codes: Vec<&str> = cultures.iter().map(|(code, _)| *code).collect();
+    let human = human_similarity_of(survey, &country_codes);
+    let pearson_with_human = pearson_off_diagonal(&model, &human)?;
+    let (kind, source, matrix, clustering) = match wanted {
+        RunMatrix::DifferenceToHuman => (
+            RelationKind::Difference,
+            format!("difference:{}", run.run_id),
+            similarity_difference(&model, &human)?,
+            average_linkage(&human),
+        ),
+        RunMatrix::Similarity => {
+            let clustering = average_linkage(&model);
+            (RelationKind::Run, format!("run:{}", run.run_id), model, clustering)
+        }
+    };
+    Ok(Relations {
+        source,
+        kind,
+        run_id: Some(run.run_id),
+        run_name: Some(run.config.name.clone()),
+        clustering,
+        neighbours: neighbours(&matrix),
+        pearson_with_human,
+        country_codes: matrix.country_codes,
+        values: matrix.values,
+    })
 }
 
 #[cfg(test)]

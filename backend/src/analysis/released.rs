@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+pub use shared::analysis::SkippedFile;
 use shared::PromptVariant;
 
 use super::AnalysisError;
@@ -139,13 +140,6 @@ pub struct ReleasedFile {
     pub file_name: String,
     pub kind: FileKind,
     pub answers: Vec<ReleasedAnswer>,
-}
-
-/// A file of the folder that was not read, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SkippedFile {
-    pub file_name: String,
-    pub reason: String,
 }
 
 /// The released files of one model.

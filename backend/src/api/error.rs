@@ -4,6 +4,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use shared::api::ErrorBody;
 
+use crate::analysis::AnalysisError;
 use crate::store::StoreError;
 
 /// The one error type of the server; every handler returns it and it renders as a JSON body.
@@ -13,14 +14,28 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    /// Needs a logged-in user.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Logged in, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Internal(String),
     #[error(transparent)]
     Store(StoreError),
+    #[error(transparent)]
+    Analysis(#[from] AnalysisError),
 }
 
 impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound(what) => AppError::NotFound(what),
+            StoreError::Conflict(message) => AppError::Conflict(message),
+            StoreError::Forbidden(message) => AppError::Forbidden(message),
             other => AppError::Store(other),
         }
     }
@@ -31,7 +46,11 @@ impl IntoResponse for AppError {
         let (status, kind) = match &self {
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            AppError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            AppError::Store(_) | AppError::Analysis(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let message = error_chain(&self);
         if status.is_server_error() {

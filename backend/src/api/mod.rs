@@ -1,19 +1,29 @@
 //! The JSON API under `/api`, and the built frontend from the same origin.
 
+mod auth;
+mod culture_map;
 mod error;
+mod export;
+mod instances;
 mod questions;
+mod relations;
+mod reviews;
+mod run_control;
 mod runs;
+mod scores;
 mod survey;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::routing::get;
+use axum::routing::{delete, post};
 use axum::Router;
 use serde::Deserialize;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
+use crate::pipeline::runner::RunManager;
 use crate::store::Store;
 use crate::survey::SurveyData;
 
@@ -26,6 +36,16 @@ pub struct AppState {
     pub store: Store,
     /// The Trunk-built frontend (`dist/`); `None` serves the API alone.
     pub static_dir: Option<PathBuf>,
+    /// Runs launched from the browser, queued on the engine.
+    pub runs: Arc<RunManager>,
+}
+
+impl AppState {
+    /// The state of a server whose runs use `default_model` when they name none.
+    pub fn new(survey: Arc<SurveyData>, store: Store, static_dir: Option<PathBuf>, default_model: PathBuf) -> Self {
+        let runs = RunManager::new(store.clone(), Arc::clone(&survey), default_model);
+        AppState { survey, store, static_dir, runs }
+    }
 }
 
 const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -64,10 +84,29 @@ pub fn app(state: AppState) -> Router {
         .route("/topics/{topic}", get(survey::topic))
         .route("/questions", get(questions::list))
         .route("/questions/{question_id}", get(questions::detail))
-        .route("/runs", get(runs::list))
+        .route("/runs", get(runs::list).post(run_control::create))
         .route("/runs/{run_id}", get(runs::detail))
         .route("/runs/{run_id}/events", get(runs::events))
-        .route("/instances", get(runs::instances))
+        .route("/runs/{run_id}/stream", get(run_control::stream))
+        .route("/runs/{run_id}/cancel", post(run_control::cancel))
+        .route("/runs/{run_id}/resume", post(run_control::resume))
+        .route("/me", get(auth::me))
+        .route("/login", post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/questions/{question_id}/answers", get(questions::answers))
+        .route("/instances", get(instances::list))
+        .route("/instances/download", get(instances::download))
+        .route("/instances/{instance_id}", get(instances::detail))
+        .route("/instances/{instance_id}/reviews", post(reviews::create))
+        .route("/reviews", get(reviews::list))
+        .route("/reviews/{review_id}", delete(reviews::undo))
+        .route("/runs/{run_id}/review-settings", get(reviews::settings).put(reviews::set_settings))
+        .route("/runs/{run_id}/agreement", get(reviews::agreement_of))
+        .route("/runs/{run_id}/export", get(export::export))
+        .route("/scores", get(scores::run_scores))
+        .route("/scores/released", get(scores::released))
+        .route("/relations", get(relations::relations))
+        .route("/culture-map", get(culture_map::culture_map_of))
         .fallback(error::api_not_found);
     let router = Router::new().nest("/api", api);
     let router = match &state.static_dir {

@@ -2,7 +2,7 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
 use shared::api::{Page, QuestionDetail};
-use shared::Question;
+use shared::{Answer, Question};
 
 use super::{AppError, AppState, Paging};
 use crate::store::WVS_SET;
@@ -47,4 +47,31 @@ pub async fn detail(
         .filter_map(|culture| state.survey.human(&culture.country_code, &question_id).cloned())
         .collect();
     Ok(Json(QuestionDetail { question, human }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AnswersQuery {
+    /// The run; the newest one by default.
+    run: Option<i64>,
+    /// The question set; `wvs` by default.
+    set: Option<String>,
+}
+
+/// A run's answers to a question: the culture-unaware one first, then each culture's.
+pub async fn answers(
+    State(state): State<AppState>,
+    Path(question_id): Path<String>,
+    Query(query): Query<AnswersQuery>,
+) -> Result<Json<Page<Answer>>, AppError> {
+    let question_set = query.set.as_deref().unwrap_or(WVS_SET);
+    state.store.question(question_set, &question_id).await?;
+    let run_id = match query.run {
+        Some(run_id) => state.store.run(run_id).await?.run_id,
+        None => match state.store.runs(1, 0).await?.1.first() {
+            Some(run) => run.run_id,
+            None => return Ok(Json(Page { total: 0, items: Vec::new() })),
+        },
+    };
+    let items = state.store.answers_to(run_id, question_set, &question_id).await?;
+    Ok(Json(Page { total: items.len() as u64, items }))
 }

@@ -16,6 +16,8 @@ pub mod generation_reply;
 pub mod import;
 pub mod python_literal;
 pub mod question_filter;
+pub mod run_file;
+pub mod runner;
 
 pub use answer_prompt::{answer_prompt, AnswerPromptError};
 pub use generated_files::{read_generated_files, GeneratedFileError, GeneratedRecord};

@@ -1,4 +1,4 @@
-use shared::{Answer, Instance, PromptVariant, ReviewDecision, ReviewStatus};
+use shared::{Answer, PromptVariant};
 
 use super::{from_json, to_json, Store, StoreError, StoreTransaction};
 
@@ -18,10 +18,6 @@ pub(super) fn variant_text(variant: PromptVariant) -> String {
     to_json(&variant).trim_matches('"').to_string()
 }
 
-fn review_status_text(status: ReviewStatus) -> String {
-    to_json(&status).trim_matches('"').to_string()
-}
-
 #[derive(sqlx::FromRow)]
 struct AnswerRow {
     run_id: i64,
@@ -31,27 +27,6 @@ struct AnswerRow {
     raw_reply: Option<String>,
     parsed_code: Option<i64>,
     distribution_json: Option<String>,
-}
-
-#[derive(sqlx::FromRow)]
-struct InstanceRow {
-    instance_id: i64,
-    run_id: i64,
-    question_id: String,
-    country_code: String,
-    topic: i64,
-    unaware_code: i64,
-    aware_code: i64,
-    review_status: String,
-}
-
-/// Filters of an instance listing; `None` matches everything.
-#[derive(Debug, Clone, Default)]
-pub struct InstanceFilter {
-    pub run_id: Option<i64>,
-    pub country_code: Option<String>,
-    pub topic: Option<u8>,
-    pub review_status: Option<ReviewStatus>,
 }
 
 impl Store {
@@ -105,92 +80,6 @@ impl Store {
         let inserted = transaction.collect_instances(run_id, aware_variant).await?;
         transaction.commit().await?;
         Ok(inserted)
-    }
-
-    pub async fn instances(
-        &self,
-        filter: &InstanceFilter,
-        limit: u32,
-        offset: u32,
-    ) -> Result<(u64, Vec<Instance>), StoreError> {
-        const WHERE: &str = "WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR country_code = ?2)
-                               AND (?3 IS NULL OR topic = ?3) AND (?4 IS NULL OR review_status = ?4)";
-        let status = filter.review_status.map(review_status_text);
-        let topic = filter.topic.map(i64::from);
-        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM instances {WHERE}")))
-            .bind(filter.run_id)
-            .bind(&filter.country_code)
-            .bind(topic)
-            .bind(&status)
-            .fetch_one(&self.pool)
-            .await?;
-        let rows: Vec<InstanceRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT instance_id, run_id, question_id, country_code, topic, unaware_code, aware_code, review_status
-             FROM instances {WHERE} ORDER BY instance_id LIMIT ?5 OFFSET ?6"
-        )))
-        .bind(filter.run_id)
-        .bind(&filter.country_code)
-        .bind(topic)
-        .bind(&status)
-        .bind(i64::from(limit))
-        .bind(i64::from(offset))
-        .fetch_all(&self.pool)
-        .await?;
-        let items = rows
-            .into_iter()
-            .map(|row| {
-                Ok(Instance {
-                    instance_id: row.instance_id,
-                    run_id: row.run_id,
-                    question_id: row.question_id,
-                    country_code: row.country_code,
-                    topic: row.topic as u8,
-                    unaware_code: row.unaware_code as u32,
-                    aware_code: row.aware_code as u32,
-                    review_status: from_json("instances", "review_status", &format!("\"{}\"", row.review_status))?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
-        Ok((total as u64, items))
-    }
-
-    /// Records a review and sets the instance's status from it, in one transaction.
-    pub async fn add_review(
-        &self,
-        instance_id: i64,
-        reviewer: &str,
-        decision: &ReviewDecision,
-        note: Option<&str>,
-    ) -> Result<i64, StoreError> {
-        let (decision_text, corrected_code, status) = match decision {
-            ReviewDecision::Accept => ("accept", None, ReviewStatus::Accepted),
-            ReviewDecision::Reject => ("reject", None, ReviewStatus::Rejected),
-            ReviewDecision::ChangeAnswer { code } => ("change_answer", Some(i64::from(*code)), ReviewStatus::Accepted),
-            ReviewDecision::FlagStereotype => ("flag_stereotype", None, ReviewStatus::Flagged),
-        };
-        let mut transaction = self.pool.begin().await?;
-        let updated = sqlx::query("UPDATE instances SET review_status = ? WHERE instance_id = ?")
-            .bind(review_status_text(status))
-            .bind(instance_id)
-            .execute(&mut *transaction)
-            .await?
-            .rows_affected();
-        if updated == 0 {
-            return Err(StoreError::NotFound(format!("instance {instance_id}")));
-        }
-        let review_id: i64 = sqlx::query_scalar(
-            "INSERT INTO reviews (instance_id, reviewer, decision, corrected_code, note, created_at)
-             VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) RETURNING review_id",
-        )
-        .bind(instance_id)
-        .bind(reviewer)
-        .bind(decision_text)
-        .bind(corrected_code)
-        .bind(note)
-        .fetch_one(&mut *transaction)
-        .await?;
-        transaction.commit().await?;
-        Ok(review_id)
     }
 }
 

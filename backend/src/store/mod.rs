@@ -2,15 +2,24 @@
 //! Writes that belong together run in one transaction.
 
 mod answers;
+mod instances;
+mod pipeline;
 mod questions;
+mod reviews;
+mod run_answers;
 mod runs;
+mod users;
 
 use std::path::Path;
 use std::str::FromStr;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-pub use answers::{InstanceFilter, NewAnswer};
+pub use answers::NewAnswer;
+pub use instances::{InstanceFilter, ReviewQueue};
+pub use pipeline::AnswerKey;
+pub use reviews::{LabelledReview, ReviewFilter};
+pub use users::Credentials;
 
 /// The file name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "culturespa.db";
@@ -27,6 +36,15 @@ pub enum StoreError {
     Json { table: &'static str, column: &'static str, source: serde_json::Error },
     #[error("{0} not found")]
     NotFound(String),
+    /// The write would clash with what is stored (a taken name, an out-of-order undo).
+    #[error("{0}")]
+    Conflict(String),
+    /// The write belongs to someone else.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A stored value this version cannot read.
+    #[error("stored {0} is not valid")]
+    Invalid(String),
 }
 
 /// A handle on the database; cheap to clone.

@@ -1,4 +1,5 @@
-//! The cultures page: the 18 cultures by region, and the 13 topics with their question counts.
+//! The cultures page: the 18 cultures by region, how well a run fits each of them (see
+//! [`crate::pages::scores`]), and the 13 topics with their question counts.
 
 use leptos::prelude::*;
 use shared::api::Page;
@@ -6,6 +7,7 @@ use shared::{Culture, Region, Topic};
 
 use crate::api;
 use crate::app::loaded;
+use crate::pages::scores::ScoresSection;
 
 #[component]
 pub fn CulturesPage() -> impl IntoView {
@@ -17,6 +19,7 @@ pub fn CulturesPage() -> impl IntoView {
             "The 18 cultures of CultureSPA, with the number of WVS questions their people answered."
         </p>
         {loaded(cultures, |page| view! { <CultureTable cultures=page.items /> })}
+        {loaded(cultures, |page| view! { <ScoresSection cultures=page.items /> })}
         <h2>"Topics"</h2>
         {loaded(topics, |page| view! { <TopicTable topics=page.items /> })}
     }

@@ -1,2 +1,9 @@
+pub mod culture_map;
 pub mod cultures;
+pub mod instances;
+pub mod question;
 pub mod questions;
+pub mod relations;
+pub mod review;
+pub mod runs;
+pub mod scores;

@@ -56,7 +56,7 @@ pub fn QuestionsPage() -> impl IntoView {
                         .map(|q| {
                             view! {
                                 <li>
-                                    <span class="qid">{q.question_id.clone()}</span>" "{q.text.clone()}
+                                    <a class="qid" href=format!("/questions/{}", q.question_id)>{q.question_id.clone()}</a>" "{q.text.clone()}
                                     <div class="options">{q.options_line()}</div>
                                 </li>
                             }

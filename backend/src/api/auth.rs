@@ -1,0 +1,153 @@
+//! Who is asking: open local mode while no account exists, otherwise the user of the session
+//! cookie. `POST /api/login`, `POST /api/logout`, `GET /api/me`.
+
+use std::sync::LazyLock;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{AppendHeaders, IntoResponse};
+use axum::Json;
+use shared::auth::{AccessMode, Login, Me, User};
+
+use super::{AppError, AppState};
+use crate::auth::{hash_password, new_session_token, token_digest, verify_password};
+
+pub const SESSION_COOKIE: &str = "culturespa_session";
+const SESSION_DAYS: u32 = 30;
+const SECONDS_PER_DAY: u32 = 24 * 60 * 60;
+/// The longest reviewer name open mode accepts.
+const MAX_REVIEWER_CHARS: usize = 64;
+/// Verified when the username is unknown, so that a wrong name costs as long as a wrong password.
+static UNKNOWN_USER_HASH: LazyLock<String> = LazyLock::new(|| hash_password(&new_session_token()).unwrap_or_default());
+
+/// Who sends a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Viewer {
+    /// No account exists: anyone may review under the name they give.
+    Open,
+    /// Accounts exist and the request has no valid session.
+    Anonymous,
+    User(User),
+}
+
+impl Viewer {
+    pub fn me(&self) -> Me {
+        match self {
+            Viewer::Open => Me { mode: AccessMode::Open, user: None },
+            Viewer::Anonymous => Me { mode: AccessMode::Accounts, user: None },
+            Viewer::User(user) => Me { mode: AccessMode::Accounts, user: Some(user.clone()) },
+        }
+    }
+
+    /// The name reviews are written under: the logged-in user's, or in open mode the `claimed` one.
+    pub fn reviewer(&self, claimed: Option<&str>) -> Result<String, AppError> {
+        match self {
+            Viewer::User(user) => Ok(user.username.clone()),
+            Viewer::Anonymous => Err(AppError::Unauthorized("log in to review".to_string())),
+            Viewer::Open => {
+                let name = claimed.map(str::trim).unwrap_or_default();
+                if name.is_empty() || name.chars().count() > MAX_REVIEWER_CHARS || name.chars().any(char::is_control) {
+                    return Err(AppError::BadRequest(format!(
+                        "open mode: give your name as `reviewer` (1 to {MAX_REVIEWER_CHARS} characters)"
+                    )));
+                }
+                Ok(name.to_string())
+            }
+        }
+    }
+
+    /// The reviewer whose queues a listing shows: the logged-in user unless another is named.
+    pub fn queue_owner(&self, named: Option<&str>) -> Option<String> {
+        let named = named.map(str::trim).filter(|name| !name.is_empty()).map(str::to_string);
+        match self {
+            Viewer::User(user) => named.or_else(|| Some(user.username.clone())),
+            Viewer::Open | Viewer::Anonymous => named,
+        }
+    }
+
+    /// Collaborators and admins (and anyone in open mode) see agreement and change settings.
+    pub fn require_collaborator(&self) -> Result<(), AppError> {
+        match self {
+            Viewer::Open => Ok(()),
+            Viewer::Anonymous => Err(AppError::Unauthorized("log in as a collaborator".to_string())),
+            Viewer::User(user) if user.role.is_collaborator() => Ok(()),
+            Viewer::User(user) => Err(AppError::Forbidden(format!(
+                "{} is an {}: this needs a collaborator or an admin",
+                user.username,
+                user.role.as_str()
+            ))),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if !state.store.has_users().await? {
+            return Ok(Viewer::Open);
+        }
+        let Some(token) = session_token(&parts.headers) else {
+            return Ok(Viewer::Anonymous);
+        };
+        Ok(state.store.session_user(&token_digest(&token)).await?.map_or(Viewer::Anonymous, Viewer::User))
+    }
+}
+
+fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .filter_map(|cookie| cookie.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, token)| token.to_string())
+        .filter(|token| !token.is_empty())
+}
+
+fn session_cookie(token: &str, max_age_seconds: u32) -> Result<HeaderValue, AppError> {
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_seconds}"
+    ))
+    .map_err(|_| AppError::BadRequest("the session token is not a valid cookie value".to_string()))
+}
+
+pub async fn me(viewer: Viewer) -> Json<Me> {
+    Json(viewer.me())
+}
+
+pub async fn login(State(state): State<AppState>, Json(login): Json<Login>) -> Result<impl IntoResponse, AppError> {
+    if !state.store.has_users().await? {
+        return Err(AppError::BadRequest(
+            "no user account exists: the server runs in open local mode (add one with `culturespa users add`)"
+                .to_string(),
+        ));
+    }
+    let credentials = state.store.credentials(login.username.trim()).await?;
+    let known_hash = credentials.as_ref().map(|credentials| credentials.password_hash.clone());
+    let password = login.password;
+    // Argon2 takes tens of milliseconds: off the async workers.
+    let verified = tokio::task::spawn_blocking(move || {
+        verify_password(&password, known_hash.as_deref().unwrap_or(UNKNOWN_USER_HASH.as_str()))
+    })
+    .await
+    .map_err(|error| AppError::Internal(format!("verifying the password: {error}")))?;
+    let Some(credentials) = credentials.filter(|_| verified) else {
+        return Err(AppError::Unauthorized("wrong username or password".to_string()));
+    };
+    let token = new_session_token();
+    state.store.create_session(credentials.user_id, &token_digest(&token), SESSION_DAYS).await?;
+    let cookie = session_cookie(&token, SESSION_DAYS * SECONDS_PER_DAY)?;
+    Ok((AppendHeaders([(SET_COOKIE, cookie)]), Json(Viewer::User(credentials.user).me())))
+}
+
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, AppError> {
+    if let Some(token) = session_token(&headers) {
+        state.store.delete_session(&token_digest(&token)).await?;
+    }
+    let mode = if state.store.has_users().await? { AccessMode::Accounts } else { AccessMode::Open };
+    Ok((AppendHeaders([(SET_COOKIE, session_cookie("", 0)?)]), Json(Me { mode, user: None })))
+}

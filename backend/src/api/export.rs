@@ -1,0 +1,66 @@
+//! `GET /api/runs/{id}/export?format=alpaca|messages&mode=joint|specific&accepted_only=&culture=`:
+//! the SFT records as a download, JSON lines, or a tar of one file per culture in specific mode.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{AppError, AppState};
+use crate::curation::{export_run, tar_archive, ExportError, ExportFormat, ExportMode, ExportOptions};
+
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    format: Option<ExportFormat>,
+    mode: Option<ExportMode>,
+    #[serde(default)]
+    accepted_only: bool,
+    culture: Option<String>,
+}
+
+impl From<ExportError> for AppError {
+    fn from(error: ExportError) -> Self {
+        match error {
+            ExportError::Store(error) => error.into(),
+            ExportError::UnknownCulture(code) => AppError::NotFound(format!("culture '{code}'")),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+pub async fn export(
+    State(state): State<AppState>,
+    Path(run_id): Path<i64>,
+    Query(query): Query<ExportQuery>,
+) -> Result<Response, AppError> {
+    let format = query.format.unwrap_or(ExportFormat::Alpaca);
+    let mode = query.mode.unwrap_or(ExportMode::Joint);
+    let country_code = query.culture.map(|code| code.to_ascii_uppercase()).filter(|code| !code.is_empty());
+    let single_culture = country_code.is_some();
+    let options = ExportOptions { run_id, format, mode, accepted_only: query.accepted_only, country_code };
+    let files = export_run(&state.store, &state.survey, &options).await?;
+    let reviewed = if query.accepted_only { "_accepted" } else { "" };
+    match (mode, single_culture) {
+        (ExportMode::Specific, false) => {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
+            let format_name = if format == ExportFormat::Alpaca { "alpaca" } else { "messages" };
+            let file_name = format!("culturespa_run{run_id}_{format_name}_specific{reviewed}.tar");
+            Ok(attachment("application/x-tar", &file_name, tar_archive(&files, format, now)))
+        }
+        _ => {
+            let (file_name, contents) = match files.into_iter().next() {
+                Some(file) => (file.file_name, file.contents),
+                None => (format!("culturespa_run{run_id}_empty.jsonl"), String::new()),
+            };
+            let file_name = file_name.replace(".jsonl", &format!("{reviewed}.jsonl"));
+            Ok(attachment("application/x-ndjson", &file_name, contents.into_bytes()))
+        }
+    }
+}
+
+fn attachment(content_type: &'static str, file_name: &str, body: Vec<u8>) -> Response {
+    let disposition = format!("attachment; filename=\"{file_name}\"");
+    ([(CONTENT_TYPE, content_type.to_string()), (CONTENT_DISPOSITION, disposition)], body).into_response()
+}

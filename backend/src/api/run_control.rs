@@ -1,0 +1,111 @@
+//! Starting, cancelling, resuming and following runs.
+
+use std::convert::Infallible;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::Deserialize;
+use shared::{Run, RunConfig, RunEvent, RunOrigin, RunStatus};
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::{AppError, AppState};
+use crate::pipeline::run_file::validate_config;
+
+/// `POST /api/runs`: stores the run and queues it.
+pub async fn create(
+    State(state): State<AppState>,
+    Json(config): Json<RunConfig>,
+) -> Result<(StatusCode, Json<Run>), AppError> {
+    validate_config(&config).map_err(|(field, message)| AppError::BadRequest(format!("{field}: {message}")))?;
+    for code in &config.cultures {
+        state
+            .survey
+            .culture(code)
+            .ok_or_else(|| AppError::BadRequest(format!("cultures: unknown culture '{code}'")))?;
+    }
+    if let Some(topic) = config.topics.iter().find(|topic| usize::from(**topic) >= state.survey.topics.len()) {
+        return Err(AppError::BadRequest(format!("topics: unknown topic {topic}")));
+    }
+    let run = state.store.create_run(&config, &RunOrigin::Local).await?;
+    state.runs.launch(run.run_id);
+    Ok((StatusCode::CREATED, Json(run)))
+}
+
+/// `POST /api/runs/{id}/cancel`: the run stops after its current chunk.
+pub async fn cancel(State(state): State<AppState>, Path(run_id): Path<i64>) -> Result<Json<Run>, AppError> {
+    let run = state.store.run(run_id).await?;
+    if !state.runs.cancel(run_id) {
+        return Err(AppError::Conflict(format!("run {run_id} is not running (it is {:?})", run.status)));
+    }
+    Ok(Json(run))
+}
+
+/// `POST /api/runs/{id}/resume`: queues a stopped run again; it continues where it stopped.
+pub async fn resume(State(state): State<AppState>, Path(run_id): Path<i64>) -> Result<Json<Run>, AppError> {
+    let run = state.store.run(run_id).await?;
+    if run.status == RunStatus::Completed {
+        return Err(AppError::Conflict(format!("run {run_id} is already completed")));
+    }
+    if matches!(run.origin, RunOrigin::Imported { .. }) {
+        return Err(AppError::Conflict(format!("run {run_id} was imported; there is nothing to resume")));
+    }
+    if !state.runs.launch(run_id) {
+        return Err(AppError::Conflict(format!("run {run_id} is already queued or running")));
+    }
+    Ok(Json(run))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    /// Replay only the events after this id (also read from `Last-Event-ID`).
+    after: Option<i64>,
+}
+
+/// `GET /api/runs/{id}/stream`: server-sent events, each `{"event_id", "event"}`: the stored
+/// events first, then the new ones as they happen; ends after the run's `Finished` event when the
+/// run is not active.
+pub async fn stream(
+    State(state): State<AppState>,
+    Path(run_id): Path<i64>,
+    Query(query): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+    state.store.run(run_id).await?;
+    let after = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .or(query.after)
+        .unwrap_or(0);
+    // Subscribe before reading the store, so no event falls between the two.
+    let live = BroadcastStream::new(state.runs.subscribe());
+    let stored = state.store.events(run_id, after).await?;
+    let last_stored = stored.last().map_or(after, |(event_id, _)| *event_id);
+    let active = state.runs.is_active(run_id);
+    let ended = !active && stored.iter().any(|(_, event)| matches!(event, RunEvent::Finished { .. }));
+    let replay = stream::iter(stored).map(|(event_id, event)| sse_event(event_id, &event));
+    let live = live
+        .filter_map(move |update| async move {
+            let update = update.ok()?;
+            (update.run_id == run_id && update.event_id > last_stored).then_some(update)
+        })
+        // Pass the Finished event on, then end.
+        .scan(false, |finished, update| {
+            let next = (!*finished).then(|| {
+                *finished = matches!(update.event, RunEvent::Finished { .. });
+                update
+            });
+            async move { next }
+        })
+        .map(|update| sse_event(update.event_id, &update.event));
+    let live = if ended { live.take(0).boxed() } else { live.boxed() };
+    Ok(Sse::new(replay.chain(live)).keep_alive(KeepAlive::default()))
+}
+
+fn sse_event(event_id: i64, event: &RunEvent) -> Result<Event, Infallible> {
+    let body = serde_json::json!({ "event_id": event_id, "event": event });
+    Ok(Event::default().id(event_id.to_string()).data(body.to_string()))
+}

@@ -1,0 +1,83 @@
+//! The shape of a llama-family decoder: what the forward pass needs to know about a model.
+
+use super::error::{EngineError, Result};
+
+/// The decoder families the engine runs; they differ only in details of the attention block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    /// Llama, SmolLM, Mistral-style dense decoders: no attention biases.
+    Llama,
+    /// Qwen2: biases on the q, k and v projections.
+    Qwen2,
+}
+
+impl Architecture {
+    /// The architecture named by GGUF `general.architecture` or HF `model_type`.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "llama" | "mistral" | "smollm" => Ok(Architecture::Llama),
+            "qwen2" => Ok(Architecture::Qwen2),
+            other => Err(EngineError::UnsupportedArchitecture(other.to_string())),
+        }
+    }
+
+    pub fn has_qkv_bias(self) -> bool {
+        matches!(self, Architecture::Qwen2)
+    }
+}
+
+/// Dimensions and constants of one model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    pub architecture: Architecture,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    /// Per-frequency divisors of the rotary angles (llama 3.1 style scaling); None = plain RoPE.
+    pub rope_freq_factors: Option<Vec<f32>>,
+    /// The longest sequence (prompt + reply) the model was trained for.
+    pub context_length: usize,
+    pub tie_word_embeddings: bool,
+}
+
+impl ModelConfig {
+    /// Checks the relations the forward pass relies on.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |key: &str, reason: String| Err(EngineError::InvalidMetadata { key: key.to_string(), reason });
+        if self.num_heads == 0 || self.num_kv_heads == 0 || self.num_layers == 0 {
+            return invalid("heads/layers", "must be positive".into());
+        }
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
+            return invalid(
+                "num_kv_heads",
+                format!("{} query heads are not a multiple of {} key/value heads", self.num_heads, self.num_kv_heads),
+            );
+        }
+        if self.head_dim == 0 || !self.head_dim.is_multiple_of(2) {
+            return invalid("head_dim", format!("{} is not a positive even number", self.head_dim));
+        }
+        if let Some(factors) = &self.rope_freq_factors {
+            if factors.len() != self.head_dim / 2 {
+                return invalid(
+                    "rope_freq_factors",
+                    format!("{} factors for head_dim {}", factors.len(), self.head_dim),
+                );
+            }
+        }
+        if self.context_length == 0 || self.vocab_size == 0 || self.hidden_size == 0 {
+            return invalid("context/vocab/hidden", "must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Query heads that share one key/value head.
+    pub fn group_size(&self) -> usize {
+        self.num_heads / self.num_kv_heads
+    }
+}

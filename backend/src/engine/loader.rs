@@ -1,0 +1,100 @@
+//! Loading a model with its tokenizer and chat template from a GGUF file or a Hugging Face folder.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+
+use super::chat_template::ChatTemplate;
+use super::error::{EngineError, Result};
+use super::gguf::GgufFile;
+use super::hf::HfFolder;
+use super::model::LlamaModel;
+use super::tokenizer::TextTokenizer;
+
+/// Where the model runs: f32 on the CPU, bf16 on a CUDA GPU.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    #[default]
+    Cpu,
+    Cuda,
+}
+
+impl DeviceKind {
+    pub fn device_and_dtype(self) -> Result<(Device, DType)> {
+        match self {
+            DeviceKind::Cpu => Ok((Device::Cpu, DType::F32)),
+            DeviceKind::Cuda => {
+                let device = Device::new_cuda(0).map_err(|e| EngineError::CudaUnavailable(e.to_string()))?;
+                Ok((device, DType::BF16))
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "cpu" => Ok(DeviceKind::Cpu),
+            "cuda" | "gpu" => Ok(DeviceKind::Cuda),
+            other => Err(format!("unknown device {other:?} (cpu or cuda)")),
+        }
+    }
+}
+
+/// A model ready to run.
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub model: LlamaModel,
+    pub tokenizer: TextTokenizer,
+    pub chat_template: Option<ChatTemplate>,
+    pub source: PathBuf,
+}
+
+impl LoadedModel {
+    pub fn chat_template(&self) -> Result<&ChatTemplate> {
+        self.chat_template.as_ref().ok_or(EngineError::MissingChatTemplate)
+    }
+}
+
+/// Loads a `.gguf` file (weights dequantized) or a Hugging Face model folder.
+pub fn load_model(path: &Path, device: DeviceKind) -> Result<LoadedModel> {
+    if !path.exists() {
+        return Err(EngineError::ModelNotFound(path.to_path_buf()));
+    }
+    let (device, dtype) = device.device_and_dtype()?;
+    if path.is_dir() {
+        load_folder(path, dtype, &device)
+    } else {
+        load_gguf(path, dtype, &device)
+    }
+}
+
+fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedModel> {
+    let gguf = GgufFile::open(path)?;
+    let config = gguf.config()?;
+    let tokenizer = TextTokenizer::from_gguf(&gguf)?;
+    let chat_template = gguf
+        .optional_string("tokenizer.chat_template")
+        .map(|source| ChatTemplate::new(source, tokenizer.bos_token(), tokenizer.eos_token()))
+        .transpose()?;
+    let weights = gguf.load_weights(&config, dtype, device)?;
+    let model = LlamaModel::new(config, VarBuilder::from_tensors(weights, dtype, device))?;
+    Ok(LoadedModel { model, tokenizer, chat_template, source: gguf.path().to_path_buf() })
+}
+
+fn load_folder(path: &Path, dtype: DType, device: &Device) -> Result<LoadedModel> {
+    let folder = HfFolder::open(path)?;
+    let tokenizer =
+        TextTokenizer::from_file(&folder.tokenizer_file, folder.bos_token.clone(), folder.eos_token.clone())?;
+    let chat_template = folder
+        .chat_template
+        .as_deref()
+        .map(|source| ChatTemplate::new(source, tokenizer.bos_token(), tokenizer.eos_token()))
+        .transpose()?;
+    let model = LlamaModel::new(folder.config.clone(), folder.weights(dtype, device)?)?;
+    Ok(LoadedModel { model, tokenizer, chat_template, source: folder.path })
+}

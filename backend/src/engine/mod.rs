@@ -1,0 +1,33 @@
+//! The inference engine: llama-family models from GGUF files or Hugging Face folders, answering
+//! survey prompts by scoring (one forward pass → a distribution over the options) or by sampling
+//! (the paper's way), on a dedicated thread.
+//!
+//! One file per concern: [`gguf`] and [`hf`] read models, [`tokenizer`] and [`chat_template`] turn
+//! conversations into tokens, [`model`] is the forward pass, [`batch`] groups prompts that share a
+//! prefix, [`scoring`] and [`sampling`] are the two answer modes, [`worker`] is the engine thread
+//! and [`bench`] the throughput benchmark.
+
+pub mod batch;
+pub mod bench;
+pub mod chat_template;
+pub mod config;
+pub mod error;
+pub mod gguf;
+pub mod hf;
+pub mod loader;
+pub mod model;
+pub mod sampling;
+pub mod scoring;
+pub mod tokenizer;
+pub mod worker;
+
+pub use batch::{BatchLimits, PrefixCache};
+pub use chat_template::{ChatMessage, ChatTemplate};
+pub use config::{Architecture, ModelConfig};
+pub use error::EngineError;
+pub use loader::{load_model, DeviceKind, LoadedModel};
+pub use model::{KvCache, LlamaModel, SequenceInput};
+pub use sampling::{parse_answer, FinishReason, Generation, GenerationPrompt, SamplingParams};
+pub use scoring::{OptionScores, ScorePrompt, Scorer};
+pub use tokenizer::TextTokenizer;
+pub use worker::{CancelToken, Engine, EngineOptions, Job, ModelInfo, ScoreOutcome, ScoreProgress};

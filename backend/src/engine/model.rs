@@ -1,0 +1,450 @@
+//! The llama-family decoder (Llama, SmolLM, Qwen2) with a forward pass built for scoring many
+//! prompts at once: the prompts of a batch are packed into one token matrix (no padding in the
+//! projections), share the key/value cache of their common prefix, and only the rows whose
+//! next-token distribution is wanted go through the last layer's MLP and the head.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+use super::config::ModelConfig;
+use super::error::{EngineError, Result};
+
+/// Keys and values of every layer for a run of tokens, `[kv_heads, tokens, head_dim]` each.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    layers: Vec<(Tensor, Tensor)>,
+    len: usize,
+}
+
+impl KvCache {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The cache of the first `len` tokens; keys of a token depend only on the tokens before it.
+    pub fn truncated(&self, len: usize) -> Result<Option<KvCache>> {
+        if len == 0 {
+            return Ok(None);
+        }
+        let len = len.min(self.len);
+        let layers = self
+            .layers
+            .iter()
+            .map(|(keys, values)| Ok((keys.narrow(1, 0, len)?.contiguous()?, values.narrow(1, 0, len)?.contiguous()?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(KvCache { layers, len }))
+    }
+}
+
+/// One sequence of a batch: the tokens after the shared past, and optional branch tokens that
+/// each continue the whole sequence on their own (siblings that do not see each other).
+#[derive(Debug, Clone, Copy)]
+pub struct SequenceInput<'a> {
+    pub tokens: &'a [u32],
+    pub branch_tokens: &'a [u32],
+}
+
+/// The final hidden states (after the last norm) of the output rows: per sequence, its last
+/// token then its branch tokens, in order.
+#[derive(Debug)]
+pub struct ForwardOutput {
+    pub hidden: Tensor,
+    /// The past extended with the new tokens; only for a single sequence without branches.
+    pub cache: Option<KvCache>,
+}
+
+/// A linear layer `y = x Wᵀ + b` with `W: [out, in]`.
+#[derive(Debug, Clone)]
+struct Projection {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Projection {
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        let output = input.matmul(&self.weight.t()?)?;
+        Ok(match &self.bias {
+            Some(bias) => output.broadcast_add(bias)?,
+            None => output,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct DecoderBlock {
+    attention_norm: Tensor,
+    /// q, k and v stacked row-wise (one GEMM); q rows pre-scaled by 1/sqrt(head_dim).
+    qkv: Projection,
+    attention_output: Projection,
+    mlp_norm: Tensor,
+    /// gate and up stacked row-wise (one GEMM).
+    gate_up: Projection,
+    down: Projection,
+}
+
+/// Cosine and sine of the rotary angles per position, `[positions, head_dim / 2]`.
+#[derive(Debug, Clone)]
+struct RotaryTables {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl RotaryTables {
+    fn new(config: &ModelConfig, dtype: DType, device: &Device) -> Result<Self> {
+        let half = config.head_dim / 2;
+        let inverse_frequencies: Vec<f64> = (0..half)
+            .map(|i| {
+                let base = 1.0 / config.rope_theta.powf(2.0 * i as f64 / config.head_dim as f64);
+                match &config.rope_freq_factors {
+                    Some(factors) => base / f64::from(factors[i]),
+                    None => base,
+                }
+            })
+            .collect();
+        let positions = config.context_length;
+        let mut cos = Vec::with_capacity(positions * half);
+        let mut sin = Vec::with_capacity(positions * half);
+        for position in 0..positions {
+            for frequency in &inverse_frequencies {
+                let angle = position as f64 * frequency;
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+        let table = |values: Vec<f32>| -> Result<Tensor> {
+            Ok(Tensor::from_vec(values, (positions, half), &Device::Cpu)?.to_dtype(dtype)?.to_device(device)?)
+        };
+        Ok(RotaryTables { cos: table(cos)?, sin: table(sin)? })
+    }
+}
+
+/// A llama-family decoder with its weights.
+#[derive(Debug, Clone)]
+pub struct LlamaModel {
+    config: ModelConfig,
+    device: Device,
+    dtype: DType,
+    embeddings: Tensor,
+    blocks: Vec<DecoderBlock>,
+    final_norm: Tensor,
+    lm_head: Tensor,
+    rotary: RotaryTables,
+}
+
+/// What every layer of one forward pass shares.
+#[derive(Clone, Copy)]
+struct BlockPass<'a> {
+    layout: &'a BatchLayout,
+    cos: &'a Tensor,
+    sin: &'a Tensor,
+    keep_cache: bool,
+}
+
+/// Index tensors and the attention mask of one batch, shared by every layer.
+struct BatchLayout {
+    tokens: Tensor,
+    positions: Tensor,
+    /// For each padded slot `[sequence * padded_len + t]`, the packed row it reads.
+    padded_rows: Tensor,
+    /// For each packed row, its padded slot.
+    packed_rows: Tensor,
+    output_rows: Tensor,
+    /// Additive mask `[sequences, 1, padded_len * group, past + padded_len]`: 0 or -inf.
+    mask: Tensor,
+    sequences: usize,
+    padded_len: usize,
+    total_rows: usize,
+}
+
+impl LlamaModel {
+    /// Builds the model from weights in Hugging Face names (`model.layers.N.self_attn.q_proj.weight`, ...).
+    pub fn new(config: ModelConfig, weights: VarBuilder) -> Result<Self> {
+        config.validate()?;
+        let device = weights.device().clone();
+        let dtype = weights.dtype();
+        let get = |shape: &[usize], name: &str| -> Result<Tensor> {
+            if !weights.contains_tensor(name) {
+                return Err(EngineError::MissingTensor { name: name.to_string() });
+            }
+            Ok(weights.get(shape, name)?)
+        };
+        let (hidden, head_dim) = (config.hidden_size, config.head_dim);
+        let q_rows = config.num_heads * head_dim;
+        let kv_rows = config.num_kv_heads * head_dim;
+        let query_scale = 1.0 / (head_dim as f64).sqrt();
+        let embeddings = get(&[config.vocab_size, hidden], "model.embed_tokens.weight")?;
+        let mut blocks = Vec::with_capacity(config.num_layers);
+        for layer in 0..config.num_layers {
+            let name = |suffix: &str| format!("model.layers.{layer}.{suffix}");
+            let q = (get(&[q_rows, hidden], &name("self_attn.q_proj.weight"))? * query_scale)?;
+            let k = get(&[kv_rows, hidden], &name("self_attn.k_proj.weight"))?;
+            let v = get(&[kv_rows, hidden], &name("self_attn.v_proj.weight"))?;
+            let qkv_bias = if config.architecture.has_qkv_bias() {
+                let q_bias = (get(&[q_rows], &name("self_attn.q_proj.bias"))? * query_scale)?;
+                let k_bias = get(&[kv_rows], &name("self_attn.k_proj.bias"))?;
+                let v_bias = get(&[kv_rows], &name("self_attn.v_proj.bias"))?;
+                Some(Tensor::cat(&[q_bias, k_bias, v_bias], 0)?)
+            } else {
+                None
+            };
+            let gate = get(&[config.intermediate_size, hidden], &name("mlp.gate_proj.weight"))?;
+            let up = get(&[config.intermediate_size, hidden], &name("mlp.up_proj.weight"))?;
+            blocks.push(DecoderBlock {
+                attention_norm: get(&[hidden], &name("input_layernorm.weight"))?,
+                qkv: Projection { weight: Tensor::cat(&[q, k, v], 0)?, bias: qkv_bias },
+                attention_output: Projection {
+                    weight: get(&[hidden, q_rows], &name("self_attn.o_proj.weight"))?,
+                    bias: None,
+                },
+                mlp_norm: get(&[hidden], &name("post_attention_layernorm.weight"))?,
+                gate_up: Projection { weight: Tensor::cat(&[gate, up], 0)?, bias: None },
+                down: Projection {
+                    weight: get(&[hidden, config.intermediate_size], &name("mlp.down_proj.weight"))?,
+                    bias: None,
+                },
+            });
+        }
+        let final_norm = get(&[hidden], "model.norm.weight")?;
+        let lm_head = if weights.contains_tensor("lm_head.weight") {
+            get(&[config.vocab_size, hidden], "lm_head.weight")?
+        } else if config.tie_word_embeddings {
+            embeddings.clone()
+        } else {
+            return Err(EngineError::MissingTensor { name: "lm_head.weight".into() });
+        };
+        let rotary = RotaryTables::new(&config, dtype, &device)?;
+        Ok(LlamaModel { config, device, dtype, embeddings, blocks, final_norm, lm_head, rotary })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Rows of the output head for `token_ids`, to project hidden states onto those tokens only.
+    pub fn head_rows(&self, token_ids: &[u32]) -> Result<Tensor> {
+        let ids = Tensor::from_slice(token_ids, token_ids.len(), &self.device)?;
+        Ok(self.lm_head.index_select(&ids, 0)?.contiguous()?)
+    }
+
+    /// Logits over the whole vocabulary, `[rows, vocab]`, in f32.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(hidden.matmul(&self.lm_head.t()?)?.to_dtype(DType::F32)?)
+    }
+
+    /// Logits over the tokens whose head rows are given, `[rows, tokens]`, in f32.
+    pub fn logits_for(&self, hidden: &Tensor, head_rows: &Tensor) -> Result<Tensor> {
+        Ok(hidden.matmul(&head_rows.t()?)?.to_dtype(DType::F32)?)
+    }
+
+    /// Runs `sequences` after a shared `past` and returns the final hidden states of their last
+    /// tokens and branch tokens.
+    pub fn forward(
+        &self,
+        past: Option<&KvCache>,
+        sequences: &[SequenceInput],
+        keep_cache: bool,
+    ) -> Result<ForwardOutput> {
+        let past_len = past.map_or(0, KvCache::len);
+        if keep_cache && (sequences.len() != 1 || !sequences[0].branch_tokens.is_empty()) {
+            return Err(EngineError::InvalidBatch("a cache is kept only for one sequence without branches".into()));
+        }
+        let layout = self.layout(past_len, sequences)?;
+        let cos = self.rotary.cos.index_select(&layout.positions, 0)?;
+        let sin = self.rotary.sin.index_select(&layout.positions, 0)?;
+        let mut hidden = self.embeddings.index_select(&layout.tokens, 0)?;
+        let mut new_layers = Vec::with_capacity(if keep_cache { self.blocks.len() } else { 0 });
+        let pass = BlockPass { layout: &layout, cos: &cos, sin: &sin, keep_cache };
+        for (index, block) in self.blocks.iter().enumerate() {
+            let past_layer = past.map(|cache| &cache.layers[index]);
+            let is_last = index + 1 == self.blocks.len();
+            let (next, layer_cache) = self.block_forward(block, &hidden, past_layer, &pass, is_last)?;
+            hidden = next;
+            new_layers.extend(layer_cache);
+        }
+        let hidden = candle_nn::ops::rms_norm(&hidden, &self.final_norm, self.config.rms_norm_eps as f32)?;
+        let cache = keep_cache.then(|| KvCache { layers: new_layers, len: past_len + layout.total_rows });
+        Ok(ForwardOutput { hidden, cache })
+    }
+
+    fn block_forward(
+        &self,
+        block: &DecoderBlock,
+        hidden: &Tensor,
+        past: Option<&(Tensor, Tensor)>,
+        pass: &BlockPass,
+        is_last: bool,
+    ) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
+        let BlockPass { layout, cos, sin, keep_cache } = *pass;
+        let config = &self.config;
+        let (heads, kv_heads, head_dim) = (config.num_heads, config.num_kv_heads, config.head_dim);
+        let group = config.group_size();
+        let (sequences, padded_len, rows) = (layout.sequences, layout.padded_len, layout.total_rows);
+        let eps = config.rms_norm_eps as f32;
+
+        let normed = candle_nn::ops::rms_norm(hidden, &block.attention_norm, eps)?;
+        let qkv = block.qkv.forward(&normed)?;
+        let rotate = |start: usize, count: usize| -> Result<Tensor> {
+            let part =
+                qkv.narrow(1, start * head_dim, count * head_dim)?.contiguous()?.reshape((1, rows, count, head_dim))?;
+            Ok(candle_nn::rotary_emb::rope_thd(&part, cos, sin)?.reshape((rows, count * head_dim))?)
+        };
+        let queries = rotate(0, heads)?;
+        let keys = rotate(heads, kv_heads)?;
+        let values = qkv.narrow(1, (heads + kv_heads) * head_dim, kv_heads * head_dim)?.contiguous()?;
+
+        // Padded per sequence; query heads grouped under their key/value head: [seq, kv, t * group, d].
+        let queries = queries
+            .index_select(&layout.padded_rows, 0)?
+            .reshape((sequences, padded_len, kv_heads, group, head_dim))?
+            .permute((0, 2, 1, 3, 4))?
+            .contiguous()?
+            .reshape((sequences, kv_heads, padded_len * group, head_dim))?;
+        let pad_kv = |tensor: &Tensor| -> Result<Tensor> {
+            Ok(tensor
+                .index_select(&layout.padded_rows, 0)?
+                .reshape((sequences, padded_len, kv_heads, head_dim))?
+                .transpose(1, 2)?)
+        };
+        let (new_keys, new_values) = (pad_kv(&keys)?, pad_kv(&values)?);
+        let (all_keys, all_values) = match past {
+            Some((past_keys, past_values)) => {
+                let past_len = past_keys.dim(1)?;
+                let shared = |t: &Tensor| t.unsqueeze(0)?.broadcast_as((sequences, kv_heads, past_len, head_dim));
+                (
+                    Tensor::cat(&[&shared(past_keys)?, &new_keys], 2)?.contiguous()?,
+                    Tensor::cat(&[&shared(past_values)?, &new_values], 2)?.contiguous()?,
+                )
+            }
+            None => (new_keys.contiguous()?, new_values.contiguous()?),
+        };
+        let scores = queries.matmul(&all_keys.t()?)?.broadcast_add(&layout.mask)?;
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let attended = weights
+            .matmul(&all_values)?
+            .reshape((sequences, kv_heads, padded_len, group, head_dim))?
+            .permute((0, 2, 1, 3, 4))?
+            .contiguous()?
+            .reshape((sequences * padded_len, heads * head_dim))?
+            .index_select(&layout.packed_rows, 0)?;
+
+        // The last layer's MLP runs only for the rows whose distribution is wanted.
+        let (attended, residual) = if is_last {
+            (attended.index_select(&layout.output_rows, 0)?, hidden.index_select(&layout.output_rows, 0)?)
+        } else {
+            (attended, hidden.clone())
+        };
+        let hidden = (residual + block.attention_output.forward(&attended)?)?;
+        let normed = candle_nn::ops::rms_norm(&hidden, &block.mlp_norm, eps)?;
+        let gate_up = block.gate_up.forward(&normed)?;
+        let intermediate = config.intermediate_size;
+        let activated =
+            (gate_up.narrow(1, 0, intermediate)?.silu()? * gate_up.narrow(1, intermediate, intermediate)?)?;
+        let hidden = (hidden + block.down.forward(&activated)?)?;
+        let layer_cache = if keep_cache { Some((all_keys.squeeze(0)?, all_values.squeeze(0)?)) } else { None };
+        Ok((hidden, layer_cache))
+    }
+
+    fn layout(&self, past_len: usize, sequences: &[SequenceInput]) -> Result<BatchLayout> {
+        if sequences.is_empty() || sequences.iter().any(|s| s.tokens.is_empty()) {
+            return Err(EngineError::InvalidBatch("every sequence needs at least one token".into()));
+        }
+        let group = self.config.group_size();
+        let padded_len = sequences.iter().map(|s| s.tokens.len() + s.branch_tokens.len()).max().unwrap_or(1);
+        let key_len = past_len + padded_len;
+        let mut tokens = Vec::new();
+        let mut positions = Vec::new();
+        let mut padded_rows = vec![0u32; sequences.len() * padded_len];
+        let mut packed_rows = Vec::new();
+        let mut output_rows = Vec::new();
+        let mut mask = vec![f32::NEG_INFINITY; sequences.len() * padded_len * group * key_len];
+        for (index, sequence) in sequences.iter().enumerate() {
+            let main_len = sequence.tokens.len();
+            let first_row = tokens.len();
+            let branch_position = past_len + main_len;
+            if branch_position + usize::from(!sequence.branch_tokens.is_empty()) > self.config.context_length {
+                return Err(EngineError::InvalidBatch(format!(
+                    "{branch_position} tokens do not fit the context of {}",
+                    self.config.context_length
+                )));
+            }
+            tokens.extend_from_slice(sequence.tokens);
+            tokens.extend_from_slice(sequence.branch_tokens);
+            positions.extend((past_len..branch_position).map(|p| p as u32));
+            positions.extend(sequence.branch_tokens.iter().map(|_| branch_position as u32));
+            let len = main_len + sequence.branch_tokens.len();
+            output_rows.push((first_row + main_len - 1) as u32);
+            output_rows.extend((first_row + main_len..first_row + len).map(|row| row as u32));
+            for t in 0..padded_len {
+                let slot = index * padded_len + t;
+                let is_real = t < len;
+                if is_real {
+                    padded_rows[slot] = (first_row + t) as u32;
+                    packed_rows.push(slot as u32);
+                }
+                for member in 0..group {
+                    let row_start = ((index * padded_len + t) * group + member) * key_len;
+                    let row = &mut mask[row_start..row_start + key_len];
+                    if !is_real {
+                        // Padding rows attend to one key so that softmax stays finite; they are discarded.
+                        row[0] = 0.0;
+                        continue;
+                    }
+                    row[..past_len].fill(0.0);
+                    let own = &mut row[past_len..];
+                    if t < main_len {
+                        own[..=t].fill(0.0);
+                    } else {
+                        own[..main_len].fill(0.0);
+                        own[t] = 0.0;
+                    }
+                }
+            }
+        }
+        let total_rows = tokens.len();
+        let device = &self.device;
+        let index = |values: Vec<u32>| -> Result<Tensor> {
+            let len = values.len();
+            Ok(Tensor::from_vec(values, len, device)?)
+        };
+        let mask = Tensor::from_vec(mask, (sequences.len(), 1, padded_len * group, key_len), &Device::Cpu)?
+            .to_dtype(self.dtype)?
+            .to_device(device)?;
+        Ok(BatchLayout {
+            tokens: index(tokens)?,
+            positions: index(positions)?,
+            padded_rows: index(padded_rows)?,
+            packed_rows: index(packed_rows)?,
+            output_rows: index(output_rows)?,
+            mask,
+            sequences: sequences.len(),
+            padded_len,
+            total_rows,
+        })
+    }
+}
+
+/// Log of the softmax normaliser of each row of `logits` (`[rows, vocab]`), in f64.
+pub fn log_normalizers(logits: &Tensor) -> Result<Vec<f64>> {
+    let rows = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    Ok(rows.iter().map(|row| log_sum_exp(row)).collect())
+}
+
+pub fn log_sum_exp(values: &[f32]) -> f64 {
+    let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    if max == f64::NEG_INFINITY {
+        return max;
+    }
+    max + values.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln()
+}

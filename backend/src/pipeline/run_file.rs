@@ -1,0 +1,117 @@
+//! Run configuration files (`culturespa run --config run.toml`): parsed, then checked against the
+//! WVS data so that an unknown culture or topic is reported with the file and the field.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use shared::{AnswerMode, PromptVariant, RunConfig, Stage};
+
+use crate::survey::SurveyData;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunFileError {
+    #[error("{file}: cannot read: {error}")]
+    Read { file: PathBuf, error: std::io::Error },
+    #[error("{file}: {message}")]
+    Parse { file: PathBuf, message: String },
+    #[error("{file}: {field}: {message}")]
+    Invalid { file: PathBuf, field: String, message: String },
+}
+
+/// A topic named by its index (`3`) or its name (`"Economic Values"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum TopicRef {
+    Index(i64),
+    Name(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunFile {
+    name: String,
+    model: Option<String>,
+    question_set: Option<String>,
+    #[serde(default)]
+    cultures: Vec<String>,
+    #[serde(default)]
+    topics: Vec<TopicRef>,
+    #[serde(default)]
+    questions_per_topic: u32,
+    variants: Option<Vec<PromptVariant>>,
+    #[serde(default)]
+    answer_mode: AnswerMode,
+    seed: Option<u64>,
+    stages: Vec<Stage>,
+}
+
+/// Reads and validates a run file.
+pub fn load_run_file(file: &Path, survey: &SurveyData) -> Result<RunConfig, RunFileError> {
+    let text = std::fs::read_to_string(file).map_err(|error| RunFileError::Read { file: file.into(), error })?;
+    parse_run_file(file, &text, survey)
+}
+
+pub fn parse_run_file(file: &Path, text: &str, survey: &SurveyData) -> Result<RunConfig, RunFileError> {
+    let run_file: RunFile =
+        toml::from_str(text).map_err(|error| RunFileError::Parse { file: file.into(), message: error.to_string() })?;
+    let invalid = |field: String, message: String| RunFileError::Invalid { file: file.into(), field, message };
+    let mut cultures = Vec::with_capacity(run_file.cultures.len());
+    for (position, code) in run_file.cultures.iter().enumerate() {
+        let culture = survey
+            .culture(&code.to_ascii_uppercase())
+            .ok_or_else(|| invalid(format!("cultures[{position}]"), format!("unknown culture '{code}'")))?;
+        cultures.push(culture.country_code.clone());
+    }
+    let mut topics = Vec::with_capacity(run_file.topics.len());
+    for (position, topic) in run_file.topics.iter().enumerate() {
+        let key = match topic {
+            TopicRef::Index(index) => index.to_string(),
+            TopicRef::Name(name) => name.clone(),
+        };
+        let found = survey
+            .topic(&key)
+            .ok_or_else(|| invalid(format!("topics[{position}]"), format!("unknown topic '{key}'")))?;
+        topics.push(found.index);
+    }
+    let config = RunConfig {
+        name: run_file.name,
+        model: run_file.model,
+        question_set: run_file.question_set,
+        cultures,
+        topics,
+        questions_per_topic: run_file.questions_per_topic,
+        variants: run_file.variants.unwrap_or_else(|| vec![PromptVariant::Unaware, PromptVariant::P1]),
+        answer_mode: run_file.answer_mode,
+        seed: run_file.seed.unwrap_or(shared::DEFAULT_SEED),
+        stages: run_file.stages,
+    };
+    validate_config(&config).map_err(|(field, message)| invalid(field, message))?;
+    Ok(config)
+}
+
+/// Checks what serde cannot: the stages, the variants, the question set. Returns (field, message).
+pub fn validate_config(config: &RunConfig) -> Result<(), (String, String)> {
+    if config.name.trim().is_empty() {
+        return Err(("name".into(), "must not be empty".into()));
+    }
+    if config.stages.is_empty() {
+        return Err(("stages".into(), "name at least one stage".into()));
+    }
+    if let Some(stage) = config.stages.iter().find(|stage| !super::runner::AVAILABLE_STAGES.contains(stage)) {
+        return Err(("stages".into(), format!("the {stage:?} stage is not available yet")));
+    }
+    if config.variants.is_empty() {
+        return Err(("variants".into(), "name at least one prompt variant".into()));
+    }
+    let answers = config.stages.contains(&Stage::Answer);
+    if answers && !config.variants.contains(&PromptVariant::Unaware) && config.stages.contains(&Stage::Collect) {
+        return Err(("variants".into(), "collecting instances needs the unaware variant".into()));
+    }
+    if config.stages.contains(&Stage::Generate) && config.question_set.is_some() {
+        return Err(("question_set".into(), "a run that generates questions answers its own set".into()));
+    }
+    if config.stages.contains(&Stage::Generate) && config.questions_per_topic == 0 {
+        return Err(("questions_per_topic".into(), "generation needs a number of questions per topic".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! Answer (and Evaluate, the same work over the WVS questions): every question culture-unaware and
+//! for each culture in each culture-aware variant, by scoring or by sampling, in chunks that are
+//! stored with their progress event in one transaction.
+
+use std::collections::HashSet;
+
+use shared::{AnswerMode, PromptVariant, Question, Run, RunEvent, Stage};
+
+use super::{Runner, RunnerError};
+use crate::analysis::option_answer_code;
+use crate::engine::{GenerationPrompt, SamplingParams, ScorePrompt};
+use crate::pipeline::answer_prompt;
+use crate::store::{AnswerKey, NewAnswer, WVS_SET};
+
+/// Prompts per stored chunk: large enough to batch well, small enough that a kill loses little.
+pub const ANSWER_CHUNK: usize = 64;
+
+/// One prompt to answer: a question in a setting.
+struct WorkItem<'a> {
+    question: &'a Question,
+    variant: PromptVariant,
+    country_code: Option<String>,
+}
+
+impl WorkItem<'_> {
+    fn key(&self, question_set: &str) -> AnswerKey {
+        AnswerKey {
+            question_set: question_set.to_string(),
+            question_id: self.question.question_id.clone(),
+            country_code: self.country_code.clone(),
+            variant: self.variant,
+        }
+    }
+
+    fn prompt_id(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.variant.label(),
+            self.country_code.as_deref().unwrap_or("-"),
+            self.question.question_id
+        )
+    }
+}
+
+/// The run's settings in order: unaware once, then each culture-aware variant for each culture.
+fn settings(run: &Run, all_cultures: &[String]) -> Vec<(PromptVariant, Option<String>)> {
+    let cultures = if run.config.cultures.is_empty() { all_cultures.to_vec() } else { run.config.cultures.clone() };
+    let mut settings = Vec::new();
+    for &variant in &run.config.variants {
+        if variant.is_culture_specific() {
+            settings.extend(cultures.iter().map(|code| (variant, Some(code.clone()))));
+        } else {
+            settings.push((variant, None));
+        }
+    }
+    settings
+}
+
+/// The questions of the run: per topic (all topics when none is named), the first
+/// `questions_per_topic` of the set (all of them for 0); the Evaluate stage takes every WVS question.
+async fn run_questions(
+    runner: &Runner,
+    run: &Run,
+    stage: Stage,
+    question_set: &str,
+) -> Result<Vec<Question>, RunnerError> {
+    const ALL: u32 = u32::MAX;
+    if stage == Stage::Evaluate {
+        return Ok(runner.store.questions(WVS_SET, None, ALL, 0).await?.1);
+    }
+    let per_topic = if run.config.questions_per_topic == 0 { ALL } else { run.config.questions_per_topic };
+    let topics: Vec<u8> = if run.config.topics.is_empty() {
+        runner.survey.topics.iter().map(|t| t.index).collect()
+    } else {
+        run.config.topics.clone()
+    };
+    let mut questions = Vec::new();
+    for topic in topics {
+        questions.extend(runner.store.questions(question_set, Some(topic), per_topic, 0).await?.1);
+    }
+    if questions.is_empty() {
+        return Err(RunnerError::Config {
+            run_id: run.run_id,
+            message: format!("question set '{question_set}' has no questions in the run's topics"),
+        });
+    }
+    Ok(questions)
+}
+
+pub(super) async fn answer_stage(
+    runner: &Runner,
+    run: &Run,
+    stage: Stage,
+    question_set: &str,
+) -> Result<(), RunnerError> {
+    let run_id = run.run_id;
+    let questions = run_questions(runner, run, stage, question_set).await?;
+    let all_cultures: Vec<String> = runner.survey.cultures.iter().map(|c| c.country_code.clone()).collect();
+    let mut work = Vec::new();
+    for (variant, country_code) in settings(run, &all_cultures) {
+        // Culture-major order: consecutive prompts share the system prompt, which the engine caches.
+        work.extend(questions.iter().map(|question| WorkItem {
+            question,
+            variant,
+            country_code: country_code.clone(),
+        }));
+    }
+    let stored: HashSet<AnswerKey> = runner.store.answer_keys(run_id).await?.into_iter().collect();
+    let pending: Vec<&WorkItem> = work.iter().filter(|item| !stored.contains(&item.key(question_set))).collect();
+    let total = work.len() as u64;
+    let mut done = total - pending.len() as u64;
+    runner.emit(run_id, RunEvent::StageStarted { stage, total }).await?;
+    if done > 0 {
+        runner
+            .emit(run_id, RunEvent::Log { message: format!("{stage:?}: resuming, {done} of {total} answers stored") })
+            .await?;
+    }
+
+    for chunk in pending.chunks(ANSWER_CHUNK) {
+        if runner.cancel.is_cancelled() {
+            return Err(crate::engine::EngineError::Cancelled.into());
+        }
+        let answers = answer_chunk(runner, run, question_set, chunk).await?;
+        done += answers.len() as u64;
+        let mut transaction = runner.store.begin().await?;
+        transaction.insert_answers(run_id, &answers).await?;
+        let event = runner.emit_in(&mut transaction, run_id, RunEvent::Progress { stage, done, total }).await?;
+        transaction.commit().await?;
+        runner.publish(run_id, event.0, event.1);
+    }
+    runner.emit(run_id, RunEvent::StageFinished { stage }).await
+}
+
+/// Answers one chunk with the model; a prompt that cannot be built is stored as a recorded skip.
+async fn answer_chunk(
+    runner: &Runner,
+    run: &Run,
+    question_set: &str,
+    chunk: &[&WorkItem<'_>],
+) -> Result<Vec<NewAnswer>, RunnerError> {
+    let template = runner.engine.chat_template()?;
+    let mut answers: Vec<Option<NewAnswer>> = Vec::with_capacity(chunk.len());
+    let mut to_model = Vec::new(); // (position in chunk, rendered prompt text)
+    let mut skipped = Vec::new();
+    for (position, item) in chunk.iter().enumerate() {
+        match answer_prompt(&runner.survey, item.question, item.variant, item.country_code.as_deref()) {
+            Ok(chat) => {
+                to_model.push((position, template.render_exchange(&chat.system, &chat.user)?));
+                answers.push(None);
+            }
+            Err(error) => {
+                skipped.push(format!("{}: {error}", item.prompt_id()));
+                answers.push(Some(new_answer(question_set, item, None, None, None)));
+            }
+        }
+    }
+    for message in skipped {
+        runner.emit(run.run_id, RunEvent::Log { message: format!("skipped {message}") }).await?;
+    }
+    match run.config.answer_mode {
+        AnswerMode::Scoring => {
+            let prompts: Vec<ScorePrompt> = to_model
+                .iter()
+                .map(|(position, text)| ScorePrompt {
+                    id: chunk[*position].prompt_id(),
+                    text: text.clone(),
+                    choices: chunk[*position].question.options.iter().map(|o| o.code.to_string()).collect(),
+                })
+                .collect();
+            let job = runner.engine.score_cancellable(prompts, runner.cancel.clone(), |_| {})?;
+            let outcome = tokio::task::spawn_blocking(move || job.wait()).await??;
+            for ((position, _), scores) in to_model.iter().zip(outcome.scores) {
+                let item = chunk[*position];
+                let code = scores.answer.parse::<u32>().ok();
+                answers[*position] = Some(new_answer(question_set, item, None, code, Some(scores.probs)));
+            }
+        }
+        AnswerMode::Sampling => {
+            let prompts: Vec<GenerationPrompt> = to_model
+                .iter()
+                .map(|(position, text)| GenerationPrompt { id: chunk[*position].prompt_id(), text: text.clone() })
+                .collect();
+            let params = SamplingParams { seed: run.config.seed, ..SamplingParams::default() };
+            let job = runner.engine.generate_cancellable(prompts, params, runner.cancel.clone(), |_| {})?;
+            let outcome = tokio::task::spawn_blocking(move || job.wait()).await??;
+            for ((position, _), generation) in to_model.iter().zip(outcome.generations) {
+                let item = chunk[*position];
+                let code = option_answer_code(&generation.text, item.question);
+                answers[*position] = Some(new_answer(question_set, item, Some(generation.text), code, None));
+            }
+        }
+    }
+    Ok(answers.into_iter().flatten().collect())
+}
+
+fn new_answer(
+    question_set: &str,
+    item: &WorkItem<'_>,
+    raw_reply: Option<String>,
+    parsed_code: Option<u32>,
+    distribution: Option<Vec<f64>>,
+) -> NewAnswer {
+    NewAnswer {
+        question_set: question_set.to_string(),
+        question_id: item.question.question_id.clone(),
+        country_code: item.country_code.clone(),
+        variant: item.variant,
+        raw_reply,
+        parsed_code,
+        distribution,
+    }
+}

@@ -1,0 +1,263 @@
+//! The forward pass and scoring on a tiny random-init llama: batched, prefix-cached scoring equals
+//! scoring each prompt alone; scores follow the definition; logits match candle-transformers' llama.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{Init, VarBuilder, VarMap};
+use culturespa::engine::batch::{plan_batches, BatchLimits, PlannedSequence, PrefixCache};
+use culturespa::engine::scoring::PreparedPrompt;
+use culturespa::engine::{Architecture, LlamaModel, ModelConfig, Scorer, SequenceInput};
+
+const VOCAB: usize = 100;
+const CONTEXT: usize = 64;
+/// Token ids standing for the digits "0".."9" in the tiny vocabulary.
+const DIGIT_IDS: [u32; 10] = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19];
+const TOLERANCE: f64 = 1e-4;
+
+fn tiny_config() -> ModelConfig {
+    ModelConfig {
+        architecture: Architecture::Llama,
+        vocab_size: VOCAB,
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_layers: 2,
+        num_heads: 4,
+        num_kv_heads: 2,
+        head_dim: 8,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10_000.0,
+        rope_freq_factors: None,
+        context_length: CONTEXT,
+        tie_word_embeddings: false,
+    }
+}
+
+/// Fills a VarMap with random weights in Hugging Face names.
+fn random_weights(config: &ModelConfig) -> VarMap {
+    let varmap = VarMap::new();
+    let builder = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let init = Init::Randn { mean: 0.0, stdev: 0.3 };
+    let ones = Init::Randn { mean: 1.0, stdev: 0.1 };
+    let (h, i, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
+    let q = config.num_heads * config.head_dim;
+    let kv = config.num_kv_heads * config.head_dim;
+    let mut shapes: Vec<(String, Vec<usize>, Init)> = vec![
+        ("model.embed_tokens.weight".into(), vec![v, h], init),
+        ("model.norm.weight".into(), vec![h], ones),
+        ("lm_head.weight".into(), vec![v, h], init),
+    ];
+    for layer in 0..config.num_layers {
+        let name = |s: &str| format!("model.layers.{layer}.{s}");
+        shapes.extend([
+            (name("input_layernorm.weight"), vec![h], ones),
+            (name("post_attention_layernorm.weight"), vec![h], ones),
+            (name("self_attn.q_proj.weight"), vec![q, h], init),
+            (name("self_attn.k_proj.weight"), vec![kv, h], init),
+            (name("self_attn.v_proj.weight"), vec![kv, h], init),
+            (name("self_attn.o_proj.weight"), vec![h, q], init),
+            (name("mlp.gate_proj.weight"), vec![i, h], init),
+            (name("mlp.up_proj.weight"), vec![i, h], init),
+            (name("mlp.down_proj.weight"), vec![h, i], init),
+        ]);
+        if config.architecture == Architecture::Qwen2 {
+            shapes.extend([
+                (name("self_attn.q_proj.bias"), vec![q], init),
+                (name("self_attn.k_proj.bias"), vec![kv], init),
+                (name("self_attn.v_proj.bias"), vec![kv], init),
+            ]);
+        }
+    }
+    for (name, shape, init) in shapes {
+        builder.get_with_hints(shape, &name, init).unwrap();
+    }
+    varmap
+}
+
+fn tiny_model(config: &ModelConfig) -> (LlamaModel, VarMap) {
+    let varmap = random_weights(config);
+    let builder = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    (LlamaModel::new(config.clone(), builder).unwrap(), varmap)
+}
+
+/// Deterministic pseudo-random token ids outside the digit range.
+fn tokens(seed: u32, len: usize) -> Vec<u32> {
+    (0..len as u32).map(|i| 20 + (seed.wrapping_mul(31).wrapping_add(i * 17 + i * i * 7)) % 80).collect()
+}
+
+fn codes(range: std::ops::RangeInclusive<u32>) -> Vec<String> {
+    range.map(|c| c.to_string()).collect()
+}
+
+/// Prompts sharing a 20-token prefix, with suffixes of different lengths and option lists of one
+/// and two digits (1..10 and 0..10 need the branch after "1").
+fn prompts(scorer: &Scorer) -> Vec<PreparedPrompt> {
+    let shared = tokens(7, 20);
+    let option_lists = [codes(1..=4), codes(1..=10), codes(0..=10), codes(1..=2), codes(1..=5), codes(1..=10)];
+    option_lists
+        .iter()
+        .enumerate()
+        .map(|(index, choices)| {
+            let mut prompt = shared.clone();
+            prompt.extend(tokens(100 + index as u32, 3 + 4 * index));
+            scorer.prepare_token_prompt(&format!("p{index}"), prompt, choices, CONTEXT).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn batched_prefix_cached_scoring_equals_scoring_each_prompt_alone() {
+    let config = tiny_config();
+    let (model, _weights) = tiny_model(&config);
+    let limits = BatchLimits { max_tokens: 4096, max_sequences: 64, max_prefix_shrink_cost: 64 };
+    let scorer = Scorer::with_digit_ids(&model, DIGIT_IDS, limits).unwrap();
+    let prompts = prompts(&scorer);
+
+    let planned: Vec<PlannedSequence> =
+        prompts.iter().map(|p| PlannedSequence { tokens: &p.tokens, branch_count: p.branch_count() }).collect();
+    let plans = plan_batches(&planned, limits);
+    assert_eq!(plans.len(), 1, "all prompts fit one batch: {plans:?}");
+    assert_eq!(plans[0].prefix_len, 20);
+
+    let mut batched = Vec::new();
+    let mut cache = PrefixCache::default();
+    scorer.score_all(&model, &mut cache, &prompts, || false, |_, scores, _| batched.extend(scores)).unwrap();
+
+    for (prompt, batched) in prompts.iter().zip(&batched) {
+        let (alone, evaluated) =
+            scorer.score_batch(&model, &mut PrefixCache::default(), std::slice::from_ref(prompt), 0).unwrap();
+        assert_eq!(evaluated, prompt.tokens.len() + prompt.branch_count());
+        assert_eq!(alone[0].answer, batched.answer);
+        for (a, b) in alone[0].probs.iter().zip(&batched.probs) {
+            assert!((a - b).abs() < TOLERANCE, "alone {:?} vs batched {:?}", alone[0].probs, batched.probs);
+        }
+        assert!((batched.probs.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn batches_of_one_prompt_each_reuse_the_cached_prefix() {
+    let config = tiny_config();
+    let (model, _weights) = tiny_model(&config);
+    let one_at_a_time = BatchLimits { max_tokens: 4096, max_sequences: 1, max_prefix_shrink_cost: 64 };
+    let scorer = Scorer::with_digit_ids(&model, DIGIT_IDS, one_at_a_time).unwrap();
+    let prompts = prompts(&scorer);
+    let mut sequential = Vec::new();
+    let counters = scorer
+        .score_all(&model, &mut PrefixCache::default(), &prompts, || false, |_, scores, _| sequential.extend(scores))
+        .unwrap();
+    // The shared 20 tokens are computed once, plus what each prompt has beyond the common prefix.
+    let total: usize = prompts.iter().map(|p| p.tokens.len() + p.branch_count()).sum();
+    assert!(counters.tokens_evaluated < total, "{} ≥ {total}", counters.tokens_evaluated);
+
+    let batched_scorer = Scorer::with_digit_ids(&model, DIGIT_IDS, BatchLimits::default()).unwrap();
+    let mut batched = Vec::new();
+    batched_scorer
+        .score_all(&model, &mut PrefixCache::default(), &prompts, || false, |_, scores, _| batched.extend(scores))
+        .unwrap();
+    for (a, b) in sequential.iter().zip(&batched) {
+        for (x, y) in a.probs.iter().zip(&b.probs) {
+            assert!((x - y).abs() < TOLERANCE);
+        }
+    }
+}
+
+fn softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let exp: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
+    let total: f64 = exp.iter().sum();
+    exp.iter().map(|e| e / total).collect()
+}
+
+fn next_token_probs(model: &LlamaModel, tokens: &[u32]) -> Vec<f64> {
+    let output = model.forward(None, &[SequenceInput { tokens, branch_tokens: &[] }], false).unwrap();
+    softmax(&model.logits(&output.hidden).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap())
+}
+
+#[test]
+fn scores_follow_the_definition_of_llamacpp_score() {
+    let config = tiny_config();
+    let (model, _weights) = tiny_model(&config);
+    let scorer = Scorer::with_digit_ids(&model, DIGIT_IDS, BatchLimits::default()).unwrap();
+    let prompt_tokens = tokens(3, 30);
+    let choices = codes(0..=10);
+    let prepared = scorer.prepare_token_prompt("zero-based", prompt_tokens.clone(), &choices, CONTEXT).unwrap();
+    let (scores, _) = scorer.score_batch(&model, &mut PrefixCache::default(), &[prepared], 0).unwrap();
+
+    // The definition, spelled out: P(c) for one digit, P("1") × P(no digit | "1"), P("1") × P("0" | "1").
+    let first = next_token_probs(&model, &prompt_tokens);
+    let mut after_one = prompt_tokens.clone();
+    after_one.push(DIGIT_IDS[1]);
+    let second = next_token_probs(&model, &after_one);
+    let digit_mass: f64 = DIGIT_IDS.iter().map(|&id| second[id as usize]).sum();
+    let raw: Vec<f64> = choices
+        .iter()
+        .map(|code| match code.as_str() {
+            "1" => first[DIGIT_IDS[1] as usize] * (1.0 - digit_mass),
+            "10" => first[DIGIT_IDS[1] as usize] * second[DIGIT_IDS[0] as usize],
+            single => first[DIGIT_IDS[single.parse::<usize>().unwrap()] as usize],
+        })
+        .collect();
+    let total: f64 = raw.iter().sum();
+    for (expected, actual) in raw.iter().map(|r| r / total).zip(&scores[0].probs) {
+        assert!((expected - actual).abs() < TOLERANCE, "{expected} vs {actual}");
+    }
+    let best = scores[0].probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+    assert_eq!(scores[0].answer, choices[best]);
+}
+
+#[test]
+fn logits_match_candle_transformers_llama() {
+    use candle_transformers::models::llama as reference;
+    let config = tiny_config();
+    let (model, weights) = tiny_model(&config);
+    let reference_config = reference::Config {
+        hidden_size: config.hidden_size,
+        intermediate_size: config.intermediate_size,
+        vocab_size: config.vocab_size,
+        num_hidden_layers: config.num_layers,
+        num_attention_heads: config.num_heads,
+        num_key_value_heads: config.num_kv_heads,
+        use_flash_attn: false,
+        rms_norm_eps: config.rms_norm_eps,
+        rope_theta: config.rope_theta as f32,
+        bos_token_id: None,
+        eos_token_id: None,
+        rope_scaling: None,
+        max_position_embeddings: CONTEXT,
+        tie_word_embeddings: false,
+    };
+    let builder = VarBuilder::from_varmap(&weights, DType::F32, &Device::Cpu);
+    let reference_model = reference::Llama::load(builder, &reference_config).unwrap();
+    let prompt = tokens(11, 25);
+    let mut cache = reference::Cache::new(false, DType::F32, &reference_config, &Device::Cpu).unwrap();
+    let input = Tensor::new(prompt.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let expected =
+        reference_model.forward(&input, 0, &mut cache).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap();
+
+    let output = model.forward(None, &[SequenceInput { tokens: &prompt, branch_tokens: &[] }], false).unwrap();
+    let actual = model.logits(&output.hidden).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap();
+    let worst = expected.iter().zip(&actual).map(|(e, a)| (e - a).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-3, "largest logit difference {worst}");
+}
+
+#[test]
+fn qwen2_biases_are_applied_and_batching_still_matches() {
+    let config = ModelConfig { architecture: Architecture::Qwen2, ..tiny_config() };
+    let (model, _weights) = tiny_model(&config);
+    let scorer = Scorer::with_digit_ids(&model, DIGIT_IDS, BatchLimits::default()).unwrap();
+    let prompts = prompts(&scorer);
+    let mut batched = Vec::new();
+    scorer.score_all(&model, &mut PrefixCache::default(), &prompts, || false, |_, s, _| batched.extend(s)).unwrap();
+    let (alone, _) = scorer.score_batch(&model, &mut PrefixCache::default(), &prompts[3..4], 0).unwrap();
+    for (a, b) in alone[0].probs.iter().zip(&batched[3].probs) {
+        assert!((a - b).abs() < TOLERANCE);
+    }
+}
+
+#[test]
+fn a_qwen2_model_without_biases_is_rejected_naming_the_tensor() {
+    let config = tiny_config();
+    let weights = random_weights(&config);
+    let qwen = ModelConfig { architecture: Architecture::Qwen2, ..config };
+    let error = LlamaModel::new(qwen, VarBuilder::from_varmap(&weights, DType::F32, &Device::Cpu)).unwrap_err();
+    assert!(error.to_string().contains("model.layers.0.self_attn.q_proj.bias"), "{error}");
+}

@@ -1,0 +1,91 @@
+//! The default model (SmolLM2-135M-Instruct, GGUF): its tokenizer and chat template rebuilt from
+//! the GGUF metadata, and greedy decoding.
+
+mod common;
+
+use culturespa::engine::batch::PrefixCache;
+use culturespa::engine::sampling::generate;
+use culturespa::engine::{Architecture, ChatMessage, SamplingParams};
+
+use common::{answer_prompt, chatml, default_model, UNAWARE_SYSTEM};
+
+#[test]
+fn config_is_read_from_the_gguf_metadata() {
+    let config = default_model().model.config();
+    assert_eq!(config.architecture, Architecture::Llama);
+    assert_eq!((config.num_layers, config.hidden_size, config.intermediate_size), (30, 576, 1536));
+    assert_eq!((config.num_heads, config.num_kv_heads, config.head_dim), (9, 3, 64));
+    assert_eq!((config.vocab_size, config.context_length), (49152, 8192));
+    assert!(config.tie_word_embeddings);
+}
+
+#[test]
+fn chat_template_renders_chatml_byte_for_byte() {
+    let template = default_model().chat_template().unwrap();
+    let user = answer_prompt(
+        "How important is family in your life?",
+        "1.Very important 2.Rather important 3.Not very important 4.Not at all important",
+    );
+    assert_eq!(template.render_exchange(UNAWARE_SYSTEM, &user).unwrap(), chatml(UNAWARE_SYSTEM, &user));
+    // Without a system turn the template adds SmolLM's default one.
+    let rendered = template.render(&[ChatMessage::user("Hi")], true).unwrap();
+    assert!(rendered.starts_with("<|im_start|>system\nYou are a helpful AI assistant named SmolLM"), "{rendered}");
+    assert!(rendered.ends_with("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"), "{rendered}");
+    let without_generation_prompt =
+        template.render(&[ChatMessage::system("S"), ChatMessage::user("U")], false).unwrap();
+    assert_eq!(without_generation_prompt, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n");
+}
+
+#[test]
+fn special_tokens_written_in_text_are_parsed_as_special() {
+    let tokenizer = &default_model().tokenizer;
+    let start = tokenizer.token_id("<|im_start|>").unwrap();
+    let end = tokenizer.token_id("<|im_end|>").unwrap();
+    assert_eq!((start, end), (1, 2));
+    let ids = tokenizer.encode("<|im_start|>user\nHello<|im_end|>\n").unwrap();
+    assert_eq!(ids.first(), Some(&start));
+    assert!(ids.contains(&end));
+    assert_eq!(ids.iter().filter(|&&id| id == start || id == end).count(), 2, "{ids:?}");
+    assert!(tokenizer.stop_ids().contains(&end));
+    // Skipping special tokens on decode leaves the text between them.
+    assert_eq!(tokenizer.decode(&ids, true).unwrap(), "user\nHello\n");
+}
+
+#[test]
+fn text_survives_a_round_trip_and_digits_are_single_tokens() {
+    let tokenizer = &default_model().tokenizer;
+    let texts = [
+        "Hello, world!",
+        "  leading spaces and\ttabs\nand new lines\n\n",
+        "Numbers 1234567890 and 3.14159, codes 10 and 0.",
+        "Unicode: café, naïve, 日本語, emoji 🙂, Ünïcödé.",
+        "#Options: 1.Very important 2.Rather important 3.Not very important 4.Not at all important",
+        "it's they're we've I'm you'll he'd",
+    ];
+    for text in texts {
+        let ids = tokenizer.encode(text).unwrap();
+        assert_eq!(tokenizer.decode(&ids, false).unwrap(), text);
+    }
+    let digits = tokenizer.digit_ids().unwrap();
+    let number = tokenizer.encode("2024").unwrap();
+    assert_eq!(number, vec![digits[2], digits[0], digits[2], digits[4]], "SmolLM splits numbers into digits");
+    assert_eq!(tokenizer.encode(" the").unwrap().len(), 1, "byte-level BPE merges a leading space");
+}
+
+#[test]
+fn greedy_decoding_knows_the_capital_of_france() {
+    let loaded = default_model();
+    let prompt =
+        loaded.chat_template().unwrap().render(&[ChatMessage::user("What is the capital of France?")], true).unwrap();
+    let tokens = loaded.tokenizer.encode(&prompt).unwrap();
+    let (generation, _) = generate(
+        &loaded.model,
+        &loaded.tokenizer,
+        &mut PrefixCache::default(),
+        &tokens,
+        &SamplingParams::greedy(24),
+        || false,
+    )
+    .unwrap();
+    assert!(generation.text.contains("Paris"), "reply: {:?}", generation.text);
+}

@@ -1,0 +1,113 @@
+//! A small real run on CPU with the default model: killed in the middle and resumed, it ends with
+//! exactly the answers and instances of a run that was never interrupted.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RUN_FILE: &str = r#"
+name = "resume test"
+cultures = ["USA", "CHN", "NGA"]
+topics = [0, "Happiness and Well-being"]
+questions_per_topic = 10
+variants = ["unaware", "p1", "p2", "p3"]
+answer_mode = "scoring"
+stages = ["answer", "collect"]
+"#;
+/// 20 questions × (unaware + 3 cultures × 3 aware variants).
+const EXPECTED_ANSWERS: i64 = 20 * (1 + 3 * 3);
+/// The release is imported as run 1 on first start; the test's run is the next.
+const RUN_ID: i64 = 2;
+const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn model() -> PathBuf {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(model.is_file(), "{} is missing: run scripts/fetch-model.sh", model.display());
+    model
+}
+
+fn culturespa(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_culturespa"));
+    command.env("CULTURESPA_DATA_DIR", data_dir).env("CULTURESPA_MODEL", model()).env("RUST_LOG", "warn");
+    command
+}
+
+/// Reads a run's database the way the server does, through sqlx.
+struct Db(PathBuf);
+
+impl Db {
+    fn of(data_dir: &Path) -> Db {
+        Db(data_dir.join("culturespa.db"))
+    }
+
+    /// The query's rows, each row's single text column.
+    fn try_rows(&self, sql: &'static str) -> Result<Vec<String>, sqlx::Error> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let url = format!("sqlite://{}?mode=ro", self.0.display());
+            let pool = sqlx::SqlitePool::connect(&url).await?;
+            let rows = sqlx::query_scalar(sql).fetch_all(&pool).await;
+            pool.close().await;
+            rows
+        })
+    }
+
+    fn rows(&self, sql: &'static str) -> Vec<String> {
+        self.try_rows(sql).unwrap()
+    }
+
+    /// A count; 0 while the database or its tables do not exist yet.
+    fn count(&self, sql: &'static str) -> i64 {
+        self.try_rows(sql).ok().and_then(|rows| rows.first()?.parse().ok()).unwrap_or(0)
+    }
+}
+
+const ANSWERS_SQL: &str = "SELECT question_set || '|' || question_id || '|' || IFNULL(country_code, '-') || '|' || \
+     variant || '|' || IFNULL(raw_reply, '') || '|' || IFNULL(parsed_code, '') || '|' || IFNULL(distribution_json, '') \
+     FROM answers WHERE run_id = 2 ORDER BY question_set, question_id, country_code, variant";
+const INSTANCES_SQL: &str =
+    "SELECT question_id || '|' || country_code || '|' || topic || '|' || unaware_code || '|' || \
+     aware_code FROM instances WHERE run_id = 2 ORDER BY question_id, country_code";
+const ANSWER_COUNT_SQL: &str = "SELECT CAST(COUNT(*) AS TEXT) FROM answers WHERE run_id = 2";
+const RUN_STATUS_SQL: &str = "SELECT status FROM runs WHERE run_id = 2";
+
+#[test]
+fn a_killed_run_resumes_to_the_same_answers_as_an_uninterrupted_one() {
+    let work = tempfile::tempdir().unwrap();
+    let run_file = work.path().join("run.toml");
+    std::fs::write(&run_file, RUN_FILE).unwrap();
+
+    let whole = work.path().join("whole");
+    let status = culturespa(&whole).args(["run", "--config"]).arg(&run_file).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success());
+    let whole_db = Db::of(&whole);
+    assert_eq!(whole_db.count(ANSWER_COUNT_SQL), EXPECTED_ANSWERS);
+    assert_eq!(whole_db.rows(RUN_STATUS_SQL), ["completed"]);
+
+    let killed = work.path().join("killed");
+    let mut child = culturespa(&killed).args(["run", "--config"]).arg(&run_file).stderr(Stdio::null()).spawn().unwrap();
+    let killed_db = Db::of(&killed);
+    let started = Instant::now();
+    loop {
+        let stored = killed_db.count(ANSWER_COUNT_SQL);
+        if stored > 0 {
+            assert!(stored < EXPECTED_ANSWERS, "the run finished before it could be killed");
+            child.kill().unwrap();
+            break;
+        }
+        assert!(started.elapsed() < RUN_TIMEOUT, "no answer was stored in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait().unwrap();
+    let partial = killed_db.count(ANSWER_COUNT_SQL);
+    assert!(partial > 0 && partial < EXPECTED_ANSWERS, "{partial} answers after the kill");
+
+    let status =
+        culturespa(&killed).args(["run", "--resume", &RUN_ID.to_string()]).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success());
+    assert_eq!(killed_db.rows(RUN_STATUS_SQL), ["completed"]);
+    assert_eq!(killed_db.rows(ANSWERS_SQL), whole_db.rows(ANSWERS_SQL));
+    assert_eq!(killed_db.rows(INSTANCES_SQL), whole_db.rows(INSTANCES_SQL));
+    // Every answer is there once: the resume redid nothing that was stored.
+    assert_eq!(killed_db.count(ANSWER_COUNT_SQL), EXPECTED_ANSWERS);
+}

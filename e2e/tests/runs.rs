@@ -1,0 +1,51 @@
+//! A collaborator starts a small run in the browser and follows it to the end.
+
+use std::time::{Duration, Instant};
+
+use e2e::Session;
+use fantoccini::Locator;
+
+/// Debug builds answer a few prompts a second; the run below has 2 + 3 × 2 = 8.
+const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[tokio::test]
+async fn a_collaborator_starts_a_run_and_sees_its_progress_reach_the_end() {
+    let session = Session::start().await;
+    session.open("/runs").await;
+    // The form's defaults: USA, CHN, NGA; topics 0 and 1; unaware + P1; answer + collect.
+    session.texts("form.new-run input[name=topic]", 13).await;
+    let client = &session.client;
+    let name = client.find(Locator::Css("form.new-run input[name=name]")).await.unwrap();
+    name.clear().await.unwrap();
+    name.send_keys("browser run").await.unwrap();
+    let per_topic = client.find(Locator::Css("form.new-run input[name=questions_per_topic]")).await.unwrap();
+    per_topic.clear().await.unwrap();
+    per_topic.send_keys("2").await.unwrap();
+    // Only the first topic.
+    let topics = client.find_all(Locator::Css("form.new-run input[name=topic]")).await.unwrap();
+    topics[1].click().await.unwrap();
+    client.find(Locator::Css("form.new-run button[type=submit]")).await.unwrap().click().await.unwrap();
+
+    let started = Instant::now();
+    loop {
+        let status = session.texts("[data-testid=run-status]", 1).await;
+        if status[0] == "completed" {
+            break;
+        }
+        assert!(!matches!(status[0].as_str(), "failed" | "cancelled"), "the run ended {}", status[0]);
+        assert!(started.elapsed() < RUN_TIMEOUT, "the run did not complete in time (status {})", status[0]);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let answer = client.find(Locator::Css(".stage[data-stage=answer]")).await.unwrap();
+    assert_eq!(answer.attr("data-total").await.unwrap().as_deref(), Some("8"));
+    assert_eq!(answer.attr("data-done").await.unwrap().as_deref(), Some("8"));
+    let collect = client.find(Locator::Css(".stage[data-stage=collect]")).await.unwrap();
+    assert_eq!(collect.attr("data-done").await.unwrap().as_deref(), Some("1"));
+    let log = session.texts("[data-testid=log]", 1).await;
+    assert!(log[0].contains("culture-related instances"), "{}", log[0]);
+    // The run is listed, completed.
+    session.open("/runs").await;
+    let rows = session.texts("table.runs tr.run", 2).await;
+    assert!(rows.iter().any(|row| row.contains("browser run") && row.contains("completed")), "{rows:?}");
+    session.close().await;
+}

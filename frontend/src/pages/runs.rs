@@ -1,0 +1,328 @@
+//! Runs for collaborators: the list, a form that starts a run, and each run at its own URL with
+//! live stage progress, the log and the loss curve (server-sent events), cancel and resume.
+
+use std::collections::BTreeMap;
+
+use gloo_net::http::Method;
+use leptos::prelude::*;
+use leptos_router::hooks::{use_navigate, use_params_map};
+use shared::api::Page;
+use shared::{AnswerMode, Culture, PromptVariant, Run, RunConfig, RunEvent, RunStatus, Stage, Topic};
+use wasm_bindgen::prelude::*;
+
+use crate::api;
+use crate::app::loaded;
+
+/// The stages a run can be launched with from the browser in this version.
+const LAUNCHABLE_STAGES: [Stage; 3] = [Stage::Answer, Stage::Collect, Stage::Evaluate];
+const DEFAULT_QUESTIONS_PER_TOPIC: u32 = 10;
+
+fn status_label(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Pending => "pending",
+        RunStatus::Running => "running",
+        RunStatus::Completed => "completed",
+        RunStatus::Failed => "failed",
+        RunStatus::Cancelled => "cancelled",
+    }
+}
+
+fn stage_label(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Generate => "generate",
+        Stage::Answer => "answer",
+        Stage::Collect => "collect",
+        Stage::Export => "export",
+        Stage::Train => "train",
+        Stage::Evaluate => "evaluate",
+    }
+}
+
+#[component]
+pub fn RunsPage() -> impl IntoView {
+    let runs = LocalResource::new(|| api::get::<Page<Run>>("/runs?limit=100"));
+    view! {
+        <h1>"Runs"</h1>
+        <NewRunForm />
+        <h2>"All runs"</h2>
+        {loaded(runs, |page| {
+            view! {
+                <table class="runs" data-testid="runs">
+                    <thead>
+                        <tr><th>"#"</th><th>"Name"</th><th>"Model"</th><th>"Stages"</th><th>"Status"</th><th>"Created"</th></tr>
+                    </thead>
+                    <tbody>
+                        {page.items.into_iter().map(|run| {
+                            let href = format!("/runs/{}", run.run_id);
+                            let stages = run.config.stages.iter().map(|s| stage_label(*s)).collect::<Vec<_>>().join(", ");
+                            view! {
+                                <tr class="run">
+                                    <td><a href=href.clone()>{run.run_id}</a></td>
+                                    <td><a href=href>{run.config.name.clone()}</a></td>
+                                    <td>{run.config.model.clone().unwrap_or_else(|| "default".into())}</td>
+                                    <td>{stages}</td>
+                                    <td class=format!("status {}", status_label(run.status))>{status_label(run.status)}</td>
+                                    <td>{run.created_at.clone()}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            }
+        })}
+    }
+}
+
+/// A checkbox list bound to a set of values.
+fn toggle<T: Clone + PartialEq + Send + Sync + 'static>(
+    selected: RwSignal<Vec<T>>,
+    value: T,
+) -> impl Fn(leptos::ev::Event) {
+    move |_| {
+        selected.update(|values| {
+            if let Some(position) = values.iter().position(|v| *v == value) {
+                values.remove(position);
+            } else {
+                values.push(value.clone());
+            }
+        })
+    }
+}
+
+#[component]
+fn NewRunForm() -> impl IntoView {
+    let cultures = LocalResource::new(|| api::get::<Page<Culture>>("/cultures"));
+    let topics = LocalResource::new(|| api::get::<Page<Topic>>("/topics"));
+    let name = RwSignal::new("small run".to_string());
+    let chosen_cultures = RwSignal::new(vec!["USA".to_string(), "CHN".to_string(), "NGA".to_string()]);
+    let chosen_topics = RwSignal::new(vec![0u8, 1u8]);
+    let per_topic = RwSignal::new(DEFAULT_QUESTIONS_PER_TOPIC);
+    let variants = RwSignal::new(vec![PromptVariant::Unaware, PromptVariant::P1]);
+    let stages = RwSignal::new(vec![Stage::Answer, Stage::Collect]);
+    let mode = RwSignal::new(AnswerMode::Scoring);
+    let error = RwSignal::new(None::<String>);
+    let navigate = use_navigate();
+    let submit = move |event: leptos::ev::SubmitEvent| {
+        event.prevent_default();
+        let config = RunConfig {
+            name: name.get(),
+            model: None,
+            question_set: None,
+            cultures: chosen_cultures.get(),
+            topics: chosen_topics.get(),
+            questions_per_topic: per_topic.get(),
+            variants: variants.get(),
+            answer_mode: mode.get(),
+            seed: shared::DEFAULT_SEED,
+            stages: stages.get(),
+        };
+        let navigate = navigate.clone();
+        leptos::task::spawn_local(async move {
+            match api::send::<_, Run>(Method::POST, "/runs", Some(&config)).await {
+                Ok(run) => navigate(&format!("/runs/{}", run.run_id), Default::default()),
+                Err(message) => error.set(Some(message)),
+            }
+        });
+    };
+    view! {
+        <form class="new-run" on:submit=submit data-testid="new-run">
+            <h2>"Start a run"</h2>
+            <label>"Name " <input type="text" name="name" prop:value=name on:input=move |e| name.set(event_target_value(&e)) /></label>
+            <fieldset>
+                <legend>"Cultures"</legend>
+                {loaded(cultures, move |page| page.items.into_iter().map(|culture| {
+                    let code = culture.country_code.clone();
+                    let checked = { let code = code.clone(); move || chosen_cultures.read().contains(&code) };
+                    view! {
+                        <label class="check"><input type="checkbox" name="culture" value=code.clone() prop:checked=checked on:change=toggle(chosen_cultures, code.clone()) />{code.clone()}</label>
+                    }
+                }).collect_view())}
+            </fieldset>
+            <fieldset>
+                <legend>"Topics"</legend>
+                {loaded(topics, move |page| page.items.into_iter().map(|topic| {
+                    let index = topic.index;
+                    view! {
+                        <label class="check"><input type="checkbox" name="topic" prop:checked=move || chosen_topics.read().contains(&index) on:change=toggle(chosen_topics, index) />{topic.name}</label>
+                    }
+                }).collect_view())}
+            </fieldset>
+            <label>"Questions per topic "
+                <input type="number" name="questions_per_topic" min="1" prop:value=move || per_topic.get().to_string()
+                    on:input=move |e| per_topic.set(event_target_value(&e).parse().unwrap_or(DEFAULT_QUESTIONS_PER_TOPIC)) />
+            </label>
+            <fieldset>
+                <legend>"Prompt variants"</legend>
+                {PromptVariant::ALL.into_iter().map(|variant| view! {
+                    <label class="check"><input type="checkbox" name="variant" prop:checked=move || variants.read().contains(&variant) on:change=toggle(variants, variant) />{variant.label()}</label>
+                }).collect_view()}
+            </fieldset>
+            <fieldset>
+                <legend>"Stages"</legend>
+                {LAUNCHABLE_STAGES.into_iter().map(|stage| view! {
+                    <label class="check"><input type="checkbox" name="stage" prop:checked=move || stages.read().contains(&stage) on:change=toggle(stages, stage) />{stage_label(stage)}</label>
+                }).collect_view()}
+            </fieldset>
+            <label>"Answer mode "
+                <select name="mode" on:change=move |e| mode.set(if event_target_value(&e) == "sampling" { AnswerMode::Sampling } else { AnswerMode::Scoring })>
+                    <option value="scoring" selected=true>"scoring (one pass, distributions)"</option>
+                    <option value="sampling">"sampling (the paper's way)"</option>
+                </select>
+            </label>
+            <button type="submit">"Start"</button>
+            {move || error.get().map(|message| view! { <p class="error">{message}</p> })}
+        </form>
+    }
+}
+
+/// What the run page shows, folded from the run's events.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    stages: BTreeMap<Stage, (u64, u64, bool)>,
+    log: Vec<String>,
+    losses: Vec<(u64, f64)>,
+    finished: Option<RunStatus>,
+}
+
+impl Progress {
+    fn apply(&mut self, event: RunEvent) {
+        match event {
+            RunEvent::StageStarted { stage, total } => {
+                let entry = self.stages.entry(stage).or_insert((0, total, false));
+                entry.1 = total;
+                self.finished = None;
+            }
+            RunEvent::Progress { stage, done, total } => {
+                let entry = self.stages.entry(stage).or_insert((0, total, false));
+                *entry = (done, total, entry.2);
+            }
+            RunEvent::StageFinished { stage } => {
+                let entry = self.stages.entry(stage).or_insert((0, 0, false));
+                entry.0 = entry.1.max(entry.0);
+                entry.2 = true;
+            }
+            RunEvent::Log { message } => self.log.push(message),
+            RunEvent::Loss { step, loss } => self.losses.push((step, loss)),
+            RunEvent::Finished { status } => self.finished = Some(status),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct StreamedEvent {
+    event: RunEvent,
+}
+
+#[component]
+pub fn RunPage() -> impl IntoView {
+    let params = use_params_map();
+    let run_id = move || params.read().get("run_id").and_then(|id| id.parse::<i64>().ok()).unwrap_or(0);
+    let reload = RwSignal::new(0u32);
+    let run = LocalResource::new(move || {
+        reload.track();
+        let path = format!("/runs/{}", run_id());
+        async move { api::get::<Run>(&path).await }
+    });
+    let progress = RwSignal::new(Progress::default());
+    let action_error = RwSignal::new(None::<String>);
+
+    // Follow the run's events: the stream replays the stored ones, then sends the new ones live.
+    Effect::new(move |previous: Option<Option<web_sys::EventSource>>| {
+        if let Some(Some(source)) = previous {
+            source.close();
+        }
+        reload.track();
+        progress.set(Progress::default());
+        let source = web_sys::EventSource::new(&format!("/api/runs/{}/stream", run_id())).ok()?;
+        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |message: web_sys::MessageEvent| {
+            let Some(text) = message.data().as_string() else { return };
+            if let Ok(streamed) = serde_json::from_str::<StreamedEvent>(&text) {
+                let ended = matches!(streamed.event, RunEvent::Finished { .. });
+                progress.update(|p| p.apply(streamed.event));
+                if ended {
+                    run.refetch();
+                }
+            }
+        });
+        source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        on_message.forget();
+        let closing = source.clone();
+        on_cleanup(move || closing.close());
+        Some(source)
+    });
+
+    let act = move |action: &'static str| {
+        let path = format!("/runs/{}/{action}", run_id());
+        leptos::task::spawn_local(async move {
+            match api::send::<(), Run>(Method::POST, &path, None).await {
+                Ok(_) => {
+                    action_error.set(None);
+                    if action == "resume" {
+                        reload.update(|n| *n += 1);
+                    }
+                }
+                Err(message) => action_error.set(Some(message)),
+            }
+        });
+    };
+
+    view! {
+        {loaded(run, move |run| {
+            let config = serde_json::to_string_pretty(&run.config).unwrap_or_default();
+            view! {
+                <h1>"Run " {run.run_id} ": " {run.config.name.clone()}</h1>
+                <p class="run-status">"Status: " <strong class="status" data-testid="run-status">{move || progress.read().finished.map(status_label).unwrap_or(status_label(run.status))}</strong></p>
+                <div class="actions">
+                    <button on:click=move |_| act("cancel")>"Cancel"</button>
+                    <button on:click=move |_| act("resume")>"Resume"</button>
+                    <a href=format!("/runs/compare?a={}", run.run_id)>"Compare with another run"</a>
+                </div>
+                <details><summary>"Configuration"</summary><pre>{config}</pre></details>
+            }
+        })}
+        {move || action_error.get().map(|message| view! { <p class="error">{message}</p> })}
+        <h2>"Stages"</h2>
+        <div class="stages" data-testid="stages">
+            {move || progress.read().stages.iter().map(|(stage, (done, total, finished))| {
+                let percent = if *total == 0 { if *finished { 100.0 } else { 0.0 } } else { 100.0 * *done as f64 / *total as f64 };
+                view! {
+                    <div class="stage" data-stage=stage_label(*stage) data-done=done.to_string() data-total=total.to_string()>
+                        <span class="stage-name">{stage_label(*stage)}</span>
+                        <progress max="100" value=format!("{percent:.1}")></progress>
+                        <span class="stage-count">{format!("{done}/{total}")}{if *finished { " ✓" } else { "" }}</span>
+                    </div>
+                }
+            }).collect_view()}
+        </div>
+        {move || (!progress.read().losses.is_empty()).then(|| view! { <h2>"Loss"</h2><LossCurve losses=progress.read().losses.clone() /> })}
+        <h2>"Log"</h2>
+        <pre class="log" data-testid="log">{move || progress.read().log.join("\n")}</pre>
+    }
+}
+
+const CURVE_WIDTH: f64 = 600.0;
+const CURVE_HEIGHT: f64 = 200.0;
+
+#[component]
+fn LossCurve(losses: Vec<(u64, f64)>) -> impl IntoView {
+    let max_step = losses.iter().map(|(step, _)| *step).max().unwrap_or(1).max(1) as f64;
+    let (low, high) = losses.iter().fold((f64::MAX, f64::MIN), |(lo, hi), (_, loss)| (lo.min(*loss), hi.max(*loss)));
+    let span = (high - low).max(1e-9);
+    let points = losses
+        .iter()
+        .map(|(step, loss)| {
+            format!(
+                "{:.1},{:.1}",
+                *step as f64 / max_step * CURVE_WIDTH,
+                CURVE_HEIGHT - (loss - low) / span * CURVE_HEIGHT
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    view! {
+        <svg class="loss" viewBox=format!("0 0 {CURVE_WIDTH} {CURVE_HEIGHT}") role="img" aria-label="training loss">
+            <polyline points=points fill="none" stroke="currentColor" stroke-width="2" />
+        </svg>
+        <p class="count">{format!("loss {high:.3} → {:.3}", losses.last().map(|(_, l)| *l).unwrap_or(high))}</p>
+    }
+}

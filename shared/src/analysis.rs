@@ -1,0 +1,268 @@
+//! What the explorer shows: how well a model fits each culture (scores per culture and topic, the
+//! paper's released settings), how cultures relate (similarity matrices, clustering) and where
+//! they sit on an Inglehart–Welzel style culture map.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CultureScore, PromptVariant};
+
+/// Reads a prompt variant as people write it: the paper's label (`P1+P3`, `unaware`), the serde
+/// name (`p1p3`), or the label after URL decoding turned `+` into a space (`P1 P3`); any case.
+pub fn parse_variant(text: &str) -> Option<PromptVariant> {
+    let wanted: String =
+        text.chars().filter(|c| !matches!(c, '+' | ' ' | '_' | '-')).collect::<String>().to_ascii_lowercase();
+    PromptVariant::ALL.into_iter().find(|variant| {
+        let label: String = variant.label().chars().filter(|c| *c != '+').collect::<String>().to_ascii_lowercase();
+        label == wanted
+    })
+}
+
+/// A culture that got no score (or no place on the map), and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedCulture {
+    pub country_code: String,
+    pub reason: String,
+}
+
+/// Whom a setting's answers were scored against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoredAgainst {
+    /// Each culture's answers against that culture (the prompt names it).
+    OwnCulture,
+    /// One set of answers against every culture.
+    AllCultures,
+}
+
+/// The scores of one released setting (one run of the paper).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingScores {
+    /// The file name without `wvs_result_`, the culture and the run, e.g. `culture_aware`.
+    pub setting: String,
+    pub variant: PromptVariant,
+    /// The paper's name of the variant: `unaware`, `P1`, `P1+P3`, ...
+    pub variant_label: String,
+    pub run: u32,
+    pub scored_against: ScoredAgainst,
+    pub files: Vec<String>,
+    /// In the paper's culture order.
+    pub scores: Vec<CultureScore>,
+    pub skipped_cultures: Vec<SkippedCulture>,
+    /// Plain mean of `scores`.
+    pub average: Option<f64>,
+    pub notes: Vec<String>,
+}
+
+/// A file of a released folder that was not read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedFile {
+    pub file_name: String,
+    pub reason: String,
+}
+
+/// Every setting of a released folder (`GET /api/scores/released`, `culturespa score-released`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleasedScores {
+    pub source: String,
+    pub settings: Vec<SettingScores>,
+    pub skipped_files: Vec<SkippedFile>,
+}
+
+/// The paper's score of one culture on one topic's questions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicScore {
+    /// Topic index 0–12.
+    pub topic: u8,
+    /// ×100; `None` when no question of the topic has both a gold and a valid prediction.
+    pub score: Option<f64>,
+    pub questions_scored: u32,
+}
+
+/// One culture's scores per topic, in topic order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CultureTopicScores {
+    pub country_code: String,
+    pub topics: Vec<TopicScore>,
+}
+
+/// `GET /api/scores?run=ID&variant=P1`: the paper's metric for a stored run's answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunScores {
+    pub run_id: i64,
+    pub run_name: String,
+    pub variant: PromptVariant,
+    pub variant_label: String,
+    pub scored_against: ScoredAgainst,
+    /// The variants the run has answers for, to choose from.
+    pub available_variants: Vec<PromptVariant>,
+    /// In the paper's culture order.
+    pub scores: Vec<CultureScore>,
+    pub skipped_cultures: Vec<SkippedCulture>,
+    /// Plain mean of the scores (the paper's headline number).
+    pub average: Option<f64>,
+    /// Mean 1 − JSD (×100) over the cultures that have it (runs with distributions).
+    pub average_one_minus_jsd: Option<f64>,
+    /// Culture × topic, cultures as in `scores`.
+    pub topic_scores: Vec<CultureTopicScores>,
+}
+
+/// One merge of a clustering, numbered as SciPy's linkage matrix: leaves are 0..n, the cluster
+/// made by merge k is n + k.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Merge {
+    pub left: usize,
+    pub right: usize,
+    /// Average distance (100 − similarity) between the two clusters' members.
+    pub distance: f64,
+    /// Leaves in the merged cluster.
+    pub size: usize,
+}
+
+/// A dendrogram of the cultures and its leaf order (similar cultures next to each other).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clustering {
+    pub order: Vec<String>,
+    pub merges: Vec<Merge>,
+}
+
+/// Which matrix `GET /api/relations` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelationKind {
+    /// Similarity of the cultures' human majority answers (`country_similarity.json`).
+    Human,
+    /// Similarity of a run's culture-aware (P1) answers.
+    Run,
+    /// The run's similarity minus the human one.
+    Difference,
+}
+
+/// Another culture and its matrix value with the culture it is listed for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Neighbour {
+    pub country_code: String,
+    pub value: f64,
+}
+
+/// A culture's 3 highest and 3 lowest matrix values with the others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CultureNeighbours {
+    pub country_code: String,
+    /// Highest value first (for similarities: the P2 prompt's S1, S2, S3).
+    pub most_similar: Vec<Neighbour>,
+    /// Lowest value first (for similarities: the P2 prompt's D1, D2, D3).
+    pub most_different: Vec<Neighbour>,
+}
+
+/// `GET /api/relations?source=human|run:ID|difference:ID`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Relations {
+    /// The source as asked for, normalised: `human`, `run:1`, `difference:1`.
+    pub source: String,
+    pub kind: RelationKind,
+    pub run_id: Option<i64>,
+    pub run_name: Option<String>,
+    /// The rows and columns of `values`, in the paper's culture order.
+    pub country_codes: Vec<String>,
+    /// ×100, one decimal; `values[a][b]`. For `difference`: model − human (diagonal 0).
+    pub values: Vec<Vec<Option<f64>>>,
+    /// Average-linkage clustering; `difference` uses the human clustering, so its cells line up with
+    /// the human heatmap.
+    pub clustering: Clustering,
+    /// Pearson r between the run's and the human off-diagonal similarities; `None` for `human`.
+    pub pearson_with_human: Option<f64>,
+    /// In the order of `country_codes`.
+    pub neighbours: Vec<CultureNeighbours>,
+}
+
+/// The two axes of the culture map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MapDimension {
+    /// Traditional (−) ↔ secular-rational (+): the x axis.
+    SecularRational,
+    /// Survival (−) ↔ self-expression (+): the y axis.
+    SelfExpression,
+}
+
+/// One item of the map: a value per culture from one or more WVS questions, oriented so that
+/// higher is more secular / more self-expressive, standardised over the 18 cultures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MapItem {
+    pub key: String,
+    pub label: String,
+    pub dimension: MapDimension,
+    pub question_ids: Vec<String>,
+    /// How the item is computed and oriented, for a person.
+    pub orientation: String,
+    /// Mean and (population) standard deviation of the item over the human cultures.
+    pub human_mean: f64,
+    pub human_std: f64,
+}
+
+/// A place on the map: x = secular-rational, y = self-expression (mean item z-scores).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MapPoint {
+    pub country_code: String,
+    pub secular_rational: f64,
+    pub self_expression: f64,
+    /// Items that had a value (of all items of both dimensions).
+    pub items_used: u32,
+}
+
+/// A run's culture-aware personas placed on the human map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MapPersonas {
+    pub run_id: i64,
+    pub run_name: String,
+    pub variant: PromptVariant,
+    /// One per culture the run answered as, in the paper's culture order.
+    pub points: Vec<MapPoint>,
+    /// The culture-unaware answers, when the run has them (`country_code` is empty).
+    pub unaware: Option<MapPoint>,
+    /// Personas without any map item.
+    pub unplaced: Vec<SkippedCulture>,
+}
+
+/// A persona's move from one run to another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MapArrow {
+    pub country_code: String,
+    pub from_secular_rational: f64,
+    pub from_self_expression: f64,
+    pub to_secular_rational: f64,
+    pub to_self_expression: f64,
+}
+
+/// `GET /api/culture-map?run=ID&compare=ID`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CultureMap {
+    /// How the coordinates are made, for a person.
+    pub method: String,
+    pub items: Vec<MapItem>,
+    /// The 18 human cultures.
+    pub cultures: Vec<MapPoint>,
+    /// The personas of `run`.
+    pub personas: Option<MapPersonas>,
+    /// The personas of `compare`.
+    pub compare: Option<MapPersonas>,
+    /// From each persona of `run` to the same culture's persona of `compare`.
+    pub arrows: Vec<MapArrow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variants_parse_from_labels_serde_names_and_decoded_urls() {
+        assert_eq!(parse_variant("P1"), Some(PromptVariant::P1));
+        assert_eq!(parse_variant("p1"), Some(PromptVariant::P1));
+        assert_eq!(parse_variant("unaware"), Some(PromptVariant::Unaware));
+        assert_eq!(parse_variant("P1+P3"), Some(PromptVariant::P1P3));
+        assert_eq!(parse_variant("P1 P3"), Some(PromptVariant::P1P3));
+        assert_eq!(parse_variant("p2p3"), Some(PromptVariant::P2P3));
+        assert_eq!(parse_variant("P4"), None);
+        assert_eq!(parse_variant(""), None);
+    }
+}
