@@ -36,12 +36,12 @@ fmt-check:
 	cargo fmt --all -- --check
 
 clippy:
-	cargo clippy -p culturespa -p shared --all-targets -- -D warnings
+	cargo clippy -p culturespa -p culturespa-engine -p shared --all-targets -- -D warnings
 	cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 	cargo clippy -p e2e --all-targets -- -D warnings
 
 rust-tests:
-	cargo test -p culturespa -p shared
+	cargo test -p culturespa -p culturespa-engine -p shared
 
 wasm:
 	trunk build --release

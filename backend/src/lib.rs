@@ -6,7 +6,8 @@ pub mod analysis;
 pub mod api;
 pub mod auth;
 pub mod curation;
-pub mod engine;
+/// The inference engine (its own crate, so that it is optimised in test builds too).
+pub use culturespa_engine as engine;
 pub mod pipeline;
 pub mod server;
 pub mod store;

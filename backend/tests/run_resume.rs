@@ -10,12 +10,12 @@ name = "resume test"
 cultures = ["USA", "CHN", "NGA"]
 topics = [0, "Happiness and Well-being"]
 questions_per_topic = 10
-variants = ["unaware", "p1", "p2", "p3"]
+variants = ["unaware", "p1"]
 answer_mode = "scoring"
-stages = ["answer", "collect"]
+stages = ["answer", "collect", "export"]
 "#;
-/// 20 questions × (unaware + 3 cultures × 3 aware variants).
-const EXPECTED_ANSWERS: i64 = 20 * (1 + 3 * 3);
+/// 20 questions × (unaware + 3 cultures × P1): 3 chunks of answers, so a kill can fall between.
+const EXPECTED_ANSWERS: i64 = 20 * (1 + 3);
 /// The release is imported as run 1 on first start; the test's run is the next.
 const RUN_ID: i64 = 2;
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
@@ -110,4 +110,18 @@ fn a_killed_run_resumes_to_the_same_answers_as_an_uninterrupted_one() {
     assert_eq!(killed_db.rows(INSTANCES_SQL), whole_db.rows(INSTANCES_SQL));
     // Every answer is there once: the resume redid nothing that was stored.
     assert_eq!(killed_db.count(ANSWER_COUNT_SQL), EXPECTED_ANSWERS);
+
+    // Both SFT formats, joint and per culture, with the same bytes.
+    for file in
+        ["alpaca/joint/culturespa_run2_alpaca_joint.jsonl", "messages/joint/culturespa_run2_messages_joint.jsonl"]
+    {
+        let whole_file = whole.join("runs/2/sft").join(file);
+        let killed_file = killed.join("runs/2/sft").join(file);
+        assert!(whole_file.is_file(), "{} is missing", whole_file.display());
+        assert_eq!(std::fs::read(&killed_file).unwrap(), std::fs::read(&whole_file).unwrap(), "{file}");
+    }
+    for format in ["alpaca", "messages"] {
+        let info = whole.join("runs/2/sft").join(format).join("specific/dataset_info.json");
+        assert!(info.is_file(), "{} is missing", info.display());
+    }
 }

@@ -51,6 +51,8 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// The data directory of an on-disk store: run outputs (SFT files) go under it.
+    data_dir: Option<std::path::PathBuf>,
 }
 
 impl Store {
@@ -69,7 +71,7 @@ impl Store {
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        Self::migrated(pool).await
+        Self::migrated(pool, Some(data_dir.to_path_buf())).await
     }
 
     /// A private in-memory database (tests, one-off commands).
@@ -77,12 +79,17 @@ impl Store {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
         // One connection: every connection to `:memory:` is a database of its own.
         let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
-        Self::migrated(pool).await
+        Self::migrated(pool, None).await
     }
 
-    async fn migrated(pool: SqlitePool) -> Result<Self, StoreError> {
+    async fn migrated(pool: SqlitePool, data_dir: Option<std::path::PathBuf>) -> Result<Self, StoreError> {
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store { pool, data_dir })
+    }
+
+    /// Where the store's files live; `None` for an in-memory store.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
     }
 
     pub fn pool(&self) -> &SqlitePool {

@@ -14,7 +14,7 @@ use crate::api;
 use crate::app::loaded;
 
 /// The stages a run can be launched with from the browser in this version.
-const LAUNCHABLE_STAGES: [Stage; 3] = [Stage::Answer, Stage::Collect, Stage::Evaluate];
+const LAUNCHABLE_STAGES: [Stage; 4] = [Stage::Answer, Stage::Collect, Stage::Export, Stage::Evaluate];
 const DEFAULT_QUESTIONS_PER_TOPIC: u32 = 10;
 
 fn status_label(status: RunStatus) -> &'static str {

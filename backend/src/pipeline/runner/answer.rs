@@ -13,7 +13,7 @@ use crate::pipeline::answer_prompt;
 use crate::store::{AnswerKey, NewAnswer, WVS_SET};
 
 /// Prompts per stored chunk: large enough to batch well, small enough that a kill loses little.
-pub const ANSWER_CHUNK: usize = 64;
+pub const ANSWER_CHUNK: usize = 32;
 
 /// One prompt to answer: a question in a setting.
 struct WorkItem<'a> {

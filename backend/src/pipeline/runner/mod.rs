@@ -6,6 +6,7 @@
 mod answer;
 mod collect;
 mod command;
+mod export;
 mod manager;
 mod terminal;
 
@@ -21,11 +22,12 @@ use crate::survey::SurveyData;
 
 pub use answer::ANSWER_CHUNK;
 pub use command::{run_command, RunTarget};
+pub use export::sft_dir;
 pub use manager::RunManager;
 pub use terminal::show_progress;
 
 /// The stages this version can do.
-pub const AVAILABLE_STAGES: [Stage; 3] = [Stage::Answer, Stage::Collect, Stage::Evaluate];
+pub const AVAILABLE_STAGES: [Stage; 4] = [Stage::Answer, Stage::Collect, Stage::Export, Stage::Evaluate];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
@@ -35,6 +37,8 @@ pub enum RunnerError {
     Engine(#[from] EngineError),
     #[error("run {run_id}: {message}")]
     Config { run_id: i64, message: String },
+    #[error("exporting SFT files: {0}")]
+    Export(#[from] crate::curation::export::ExportError),
     #[error(transparent)]
     RunFile(#[from] crate::pipeline::run_file::RunFileError),
     #[error("the engine task stopped unexpectedly: {0}")]
@@ -90,6 +94,7 @@ impl Runner {
             let outcome = match stage {
                 Stage::Answer => answer::answer_stage(self, &run, Stage::Answer, &run_question_set(&run)).await,
                 Stage::Collect => collect::collect_stage(self, &run).await,
+                Stage::Export => export::export_stage(self, &run).await,
                 Stage::Evaluate => answer::answer_stage(self, &run, Stage::Evaluate, WVS_SET).await,
                 other => Err(RunnerError::Config { run_id, message: format!("the {other:?} stage is not available") }),
             };

@@ -296,6 +296,9 @@ impl Worker {
         cancel: &CancelToken,
     ) -> Result<ScoreOutcome> {
         let started = Instant::now();
+        // Each job starts from an empty cache, so its results depend on its prompts alone (a
+        // resumed run recomputes a chunk to the same bits as the run that was interrupted).
+        self.prefix_cache.clear();
         let context = self.loaded.model.config().context_length;
         let prepared = prompts
             .iter()
@@ -331,6 +334,7 @@ impl Worker {
         cancel: &CancelToken,
     ) -> Result<GenerationOutcome> {
         let started = Instant::now();
+        self.prefix_cache.clear(); // as for scoring: a job's replies depend on its prompts alone
         let context = self.loaded.model.config().context_length;
         let tokenized = prompts
             .iter()

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
-use culturespa::engine::{load_model, DeviceKind, EngineError};
+use culturespa_engine::{load_model, DeviceKind, EngineError};
 
 fn load_error(path: &std::path::Path) -> EngineError {
     load_model(path, DeviceKind::Cpu).expect_err("loading should fail")

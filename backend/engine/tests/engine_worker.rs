@@ -5,8 +5,8 @@ mod common;
 
 use std::sync::{mpsc, OnceLock};
 
-use culturespa::engine::batch::BatchLimits;
-use culturespa::engine::{
+use culturespa_engine::batch::BatchLimits;
+use culturespa_engine::{
     CancelToken, Engine, EngineError, EngineOptions, GenerationPrompt, SamplingParams, ScorePrompt,
 };
 

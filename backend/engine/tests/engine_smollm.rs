@@ -3,9 +3,9 @@
 
 mod common;
 
-use culturespa::engine::batch::PrefixCache;
-use culturespa::engine::sampling::generate;
-use culturespa::engine::{Architecture, ChatMessage, SamplingParams};
+use culturespa_engine::batch::PrefixCache;
+use culturespa_engine::sampling::generate;
+use culturespa_engine::{Architecture, ChatMessage, SamplingParams};
 
 use common::{answer_prompt, chatml, default_model, UNAWARE_SYSTEM};
 

@@ -3,9 +3,9 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Init, VarBuilder, VarMap};
-use culturespa::engine::batch::{plan_batches, BatchLimits, PlannedSequence, PrefixCache};
-use culturespa::engine::scoring::PreparedPrompt;
-use culturespa::engine::{Architecture, LlamaModel, ModelConfig, Scorer, SequenceInput};
+use culturespa_engine::batch::{plan_batches, BatchLimits, PlannedSequence, PrefixCache};
+use culturespa_engine::scoring::PreparedPrompt;
+use culturespa_engine::{Architecture, LlamaModel, ModelConfig, Scorer, SequenceInput};
 
 const VOCAB: usize = 100;
 const CONTEXT: usize = 64;

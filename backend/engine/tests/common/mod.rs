@@ -5,13 +5,13 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use culturespa::engine::{load_model, DeviceKind, LoadedModel};
+use culturespa_engine::{load_model, DeviceKind, LoadedModel};
 
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
 /// `<repo>/models/SmolLM2-135M-Instruct.Q4_1.gguf`; fails the test, saying how to get it, when missing.
 pub fn default_model_path() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("models").join(DEFAULT_MODEL_FILE);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("models").join(DEFAULT_MODEL_FILE);
     assert!(
         path.exists(),
         "the default model {} is missing: run scripts/fetch-model.sh (it downloads it into models/)",
