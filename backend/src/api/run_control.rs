@@ -11,14 +11,17 @@ use serde::Deserialize;
 use shared::{Run, RunConfig, RunEvent, RunOrigin, RunStatus};
 use tokio_stream::wrappers::BroadcastStream;
 
+use super::auth::Viewer;
 use super::{AppError, AppState};
 use crate::pipeline::run_file::validate_config;
 
 /// `POST /api/runs`: stores the run and queues it.
 pub async fn create(
     State(state): State<AppState>,
+    viewer: Viewer,
     Json(config): Json<RunConfig>,
 ) -> Result<(StatusCode, Json<Run>), AppError> {
+    viewer.require_collaborator()?;
     validate_config(&config).map_err(|(field, message)| AppError::BadRequest(format!("{field}: {message}")))?;
     for code in &config.cultures {
         state
@@ -35,7 +38,12 @@ pub async fn create(
 }
 
 /// `POST /api/runs/{id}/cancel`: the run stops after its current chunk.
-pub async fn cancel(State(state): State<AppState>, Path(run_id): Path<i64>) -> Result<Json<Run>, AppError> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(run_id): Path<i64>,
+) -> Result<Json<Run>, AppError> {
+    viewer.require_collaborator()?;
     let run = state.store.run(run_id).await?;
     if !state.runs.cancel(run_id) {
         return Err(AppError::Conflict(format!("run {run_id} is not running (it is {:?})", run.status)));
@@ -44,7 +52,12 @@ pub async fn cancel(State(state): State<AppState>, Path(run_id): Path<i64>) -> R
 }
 
 /// `POST /api/runs/{id}/resume`: queues a stopped run again; it continues where it stopped.
-pub async fn resume(State(state): State<AppState>, Path(run_id): Path<i64>) -> Result<Json<Run>, AppError> {
+pub async fn resume(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(run_id): Path<i64>,
+) -> Result<Json<Run>, AppError> {
+    viewer.require_collaborator()?;
     let run = state.store.run(run_id).await?;
     if run.status == RunStatus::Completed {
         return Err(AppError::Conflict(format!("run {run_id} is already completed")));
@@ -52,9 +65,13 @@ pub async fn resume(State(state): State<AppState>, Path(run_id): Path<i64>) -> R
     if matches!(run.origin, RunOrigin::Imported { .. }) {
         return Err(AppError::Conflict(format!("run {run_id} was imported; there is nothing to resume")));
     }
-    if !state.runs.launch(run_id) {
+    if state.runs.is_active(run_id) {
         return Err(AppError::Conflict(format!("run {run_id} is already queued or running")));
     }
+    // Stored before the run is queued: followers see it is no longer finished.
+    let queued = RunEvent::Log { message: "queued to resume".into() };
+    state.runs.emit(run_id, queued).await.map_err(|error| AppError::Internal(error.to_string()))?;
+    state.runs.launch(run_id);
     Ok(Json(run))
 }
 
@@ -65,8 +82,7 @@ pub struct StreamQuery {
 }
 
 /// `GET /api/runs/{id}/stream`: server-sent events, each `{"event_id", "event"}`: the stored
-/// events first, then the new ones as they happen; ends after the run's `Finished` event when the
-/// run is not active.
+/// events first, then the new ones as they happen; ends after the run's `Finished` event.
 pub async fn stream(
     State(state): State<AppState>,
     Path(run_id): Path<i64>,
@@ -84,24 +100,26 @@ pub async fn stream(
     let live = BroadcastStream::new(state.runs.subscribe());
     let stored = state.store.events(run_id, after).await?;
     let last_stored = stored.last().map_or(after, |(event_id, _)| *event_id);
-    let active = state.runs.is_active(run_id);
-    let ended = !active && stored.iter().any(|(_, event)| matches!(event, RunEvent::Finished { .. }));
+    // A run that will go on (resumed) has events after its Finished one.
+    let ended = matches!(stored.last(), Some((_, RunEvent::Finished { .. })));
     let replay = stream::iter(stored).map(|(event_id, event)| sse_event(event_id, &event));
-    let live = live
-        .filter_map(move |update| async move {
-            let update = update.ok()?;
-            (update.run_id == run_id && update.event_id > last_stored).then_some(update)
-        })
-        // Pass the Finished event on, then end.
-        .scan(false, |finished, update| {
-            let next = (!*finished).then(|| {
-                *finished = matches!(update.event, RunEvent::Finished { .. });
-                update
-            });
-            async move { next }
-        })
-        .map(|update| sse_event(update.event_id, &update.event));
-    let live = if ended { live.take(0).boxed() } else { live.boxed() };
+    // The run's new events, up to and including its Finished event.
+    let live = stream::unfold((live, ended), move |(mut live, finished)| async move {
+        if finished {
+            return None;
+        }
+        while let Some(update) = live.next().await {
+            match update {
+                Ok(update) if update.run_id == run_id && update.event_id > last_stored => {
+                    let finished = matches!(update.event, RunEvent::Finished { .. });
+                    return Some((sse_event(update.event_id, &update.event), (live, finished)));
+                }
+                // Another run's event, one already replayed, or a lag: the store has them all.
+                _ => continue,
+            }
+        }
+        None
+    });
     Ok(Sse::new(replay.chain(live)).keep_alive(KeepAlive::default()))
 }
 

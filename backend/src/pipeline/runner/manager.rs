@@ -82,7 +82,7 @@ impl RunManager {
     async fn execute(&self, run_id: i64, cancel: CancelToken) -> Result<RunStatus, RunnerError> {
         let _turn = self.turn.lock().await;
         if cancel.is_cancelled() {
-            self.store.append_event(run_id, &RunEvent::Finished { status: RunStatus::Cancelled }).await?;
+            self.emit(run_id, RunEvent::Finished { status: RunStatus::Cancelled }).await?;
             return Ok(RunStatus::Cancelled);
         }
         let run = self.store.run(run_id).await?;
@@ -91,8 +91,8 @@ impl RunManager {
             Ok(engine) => engine,
             Err(error) => {
                 let message = format!("cannot load the model {}: {error}", model.display());
-                self.store.append_event(run_id, &RunEvent::Log { message }).await?;
-                self.store.append_event(run_id, &RunEvent::Finished { status: RunStatus::Failed }).await?;
+                self.emit(run_id, RunEvent::Log { message }).await?;
+                self.emit(run_id, RunEvent::Finished { status: RunStatus::Failed }).await?;
                 return Err(error);
             }
         };
@@ -104,6 +104,13 @@ impl RunManager {
             updates: self.updates.clone(),
         };
         runner.execute(run_id).await
+    }
+
+    /// Stores an event and tells the followers.
+    pub async fn emit(&self, run_id: i64, event: RunEvent) -> Result<(), RunnerError> {
+        let event_id = self.store.append_event(run_id, &event).await?;
+        let _ = self.updates.send(RunUpdate { run_id, event_id, event });
+        Ok(())
     }
 
     /// The engine for a model, started on first use and kept for later runs.

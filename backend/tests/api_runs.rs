@@ -1,0 +1,104 @@
+//! Runs through the API: validation, a real small run followed over server-sent events to its end,
+//! cancel and resume rules.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use culturespa::api::{app, AppState};
+use culturespa::server::open_store;
+use culturespa::survey::SurveyData;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use shared::{Run, RunEvent, RunStatus};
+use tower::ServiceExt;
+
+fn model() -> std::path::PathBuf {
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(model.is_file(), "{} is missing: run scripts/fetch-model.sh", model.display());
+    model
+}
+
+async fn state() -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let survey = Arc::new(SurveyData::embedded().unwrap());
+    let store = open_store(dir.path(), &survey).await.unwrap();
+    (AppState::new(survey, store, None, model()), dir)
+}
+
+async fn call(state: &AppState, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Vec<u8>) {
+    let request = Request::builder().method(method).uri(uri).header("content-type", "application/json");
+    let body = body.map_or_else(Body::empty, |body| Body::from(body.to_string()));
+    let response = app(state.clone()).oneshot(request.body(body).unwrap()).await.unwrap();
+    let status = response.status();
+    (status, response.into_body().collect().await.unwrap().to_bytes().to_vec())
+}
+
+fn small_run(name: &str) -> Value {
+    json!({
+        "name": name, "cultures": ["USA", "KEN"], "topics": [3], "questions_per_topic": 2,
+        "variants": ["unaware", "p1"], "answer_mode": "scoring", "stages": ["answer", "collect"]
+    })
+}
+
+#[tokio::test]
+async fn a_run_is_launched_and_its_stream_replays_every_event_to_the_end() {
+    let (state, _dir) = state().await;
+    let (status, body) = call(&state, Method::POST, "/api/runs", Some(small_run("api run"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+    let run: Run = serde_json::from_slice(&body).unwrap();
+
+    // The stream ends after the run's Finished event.
+    let stream_uri = format!("/api/runs/{}/stream", run.run_id);
+    let stream = tokio::time::timeout(Duration::from_secs(120), call(&state, Method::GET, &stream_uri, None));
+    let Ok((status, body)) = stream.await else {
+        let events = state.store.events(run.run_id, 0).await.unwrap();
+        panic!("the stream did not end; stored events: {events:?}");
+    };
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    let events: Vec<RunEvent> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .map(|data| serde_json::from_value(serde_json::from_str::<Value>(data).unwrap()["event"].clone()).unwrap())
+        .collect();
+    assert_eq!(events.last(), Some(&RunEvent::Finished { status: RunStatus::Completed }), "{text}");
+    // 2 questions × (unaware + 2 cultures).
+    assert!(events.contains(&RunEvent::Progress { stage: shared::Stage::Answer, done: 6, total: 6 }), "{events:?}");
+
+    let (_, body) = call(&state, Method::GET, &format!("/api/runs/{}", run.run_id), None).await;
+    let stored: Run = serde_json::from_slice(&body).unwrap();
+    assert_eq!(stored.status, RunStatus::Completed);
+    // A completed run is not resumed, and there is nothing to cancel.
+    let (status, _) = call(&state, Method::POST, &format!("/api/runs/{}/resume", run.run_id), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = call(&state, Method::POST, &format!("/api/runs/{}/cancel", run.run_id), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn a_bad_run_config_is_a_400_that_names_the_field() {
+    let (state, _dir) = state().await;
+    let mut config = small_run("bad");
+    config["cultures"] = json!(["USA", "XYZ"]);
+    let (status, body) = call(&state, Method::POST, "/api/runs", Some(config)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("unknown culture 'XYZ'"));
+
+    let mut config = small_run("bad");
+    config["stages"] = json!(["train"]);
+    let (status, body) = call(&state, Method::POST, "/api/runs", Some(config)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("stages"));
+    // Nothing was stored but the imported release.
+    let (_, body) = call(&state, Method::GET, "/api/runs", None).await;
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["total"], 1);
+}
+
+#[tokio::test]
+async fn the_imported_release_cannot_be_resumed() {
+    let (state, _dir) = state().await;
+    let (status, body) = call(&state, Method::POST, "/api/runs/1/resume", None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{}", String::from_utf8_lossy(&body));
+}
