@@ -47,5 +47,14 @@ async fn a_collaborator_starts_a_run_and_sees_its_progress_reach_the_end() {
     session.open("/runs").await;
     let rows = session.texts("table.runs tr.run", 2).await;
     assert!(rows.iter().any(|row| row.contains("browser run") && row.contains("completed")), "{rows:?}");
+
+    // Compared with the imported release: the configurations differ, both have P1 scores.
+    session.open("/runs/compare?a=1&b=2").await;
+    let diff = session.texts("table.config-diff tr.differs", 3).await;
+    assert!(diff.iter().any(|row| row.starts_with("name")), "{diff:?}");
+    let scores = session.texts("table.compare-scores tr.culture-score", 18).await;
+    assert_eq!(scores.len(), 18);
+    let usa = scores.iter().find(|row| row.starts_with("USA")).unwrap();
+    assert!(usa.contains("71.12"), "run 1's USA P1 score is the paper's: {usa}");
     session.close().await;
 }

@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::path;
 
-use crate::pages::runs::{RunPage, RunsPage};
+use crate::pages::runs::{CompareRunsPage, RunPage, RunsPage};
 use crate::pages::{culture_map::CultureMapPage, relations::RelationsPage};
 use crate::pages::{cultures::CulturesPage, questions::QuestionsPage};
 use crate::pages::{instances::InstancesPage, question::QuestionPage, review::ReviewPage};
@@ -33,6 +33,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/relations") view=RelationsPage />
                     <Route path=path!("/map") view=CultureMapPage />
                     <Route path=path!("/runs") view=RunsPage />
+                    <Route path=path!("/runs/compare") view=CompareRunsPage />
                     <Route path=path!("/runs/:run_id") view=RunPage />
                 </Routes>
             </main>

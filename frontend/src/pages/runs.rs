@@ -326,3 +326,124 @@ fn LossCurve(losses: Vec<(u64, f64)>) -> impl IntoView {
         <p class="count">{format!("loss {high:.3} → {:.3}", losses.last().map(|(_, l)| *l).unwrap_or(high))}</p>
     }
 }
+
+/// One row of the configuration diff: a field and its value in each run.
+fn config_rows(a: &RunConfig, b: &RunConfig) -> Vec<(&'static str, String, String)> {
+    let list = |items: &[String]| if items.is_empty() { "all".to_string() } else { items.join(", ") };
+    let topics = |topics: &[u8]| {
+        if topics.is_empty() {
+            "all".to_string()
+        } else {
+            topics.iter().map(u8::to_string).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let variants = |variants: &[PromptVariant]| variants.iter().map(|v| v.label()).collect::<Vec<_>>().join(", ");
+    let stages = |stages: &[Stage]| stages.iter().map(|s| stage_label(*s)).collect::<Vec<_>>().join(", ");
+    let mode = |mode: AnswerMode| if mode == AnswerMode::Scoring { "scoring" } else { "sampling" }.to_string();
+    vec![
+        ("name", a.name.clone(), b.name.clone()),
+        (
+            "model",
+            a.model.clone().unwrap_or_else(|| "default".into()),
+            b.model.clone().unwrap_or_else(|| "default".into()),
+        ),
+        (
+            "question set",
+            a.question_set.clone().unwrap_or_else(|| "wvs".into()),
+            b.question_set.clone().unwrap_or_else(|| "wvs".into()),
+        ),
+        ("cultures", list(&a.cultures), list(&b.cultures)),
+        ("topics", topics(&a.topics), topics(&b.topics)),
+        ("questions per topic", a.questions_per_topic.to_string(), b.questions_per_topic.to_string()),
+        ("variants", variants(&a.variants), variants(&b.variants)),
+        ("answer mode", mode(a.answer_mode), mode(b.answer_mode)),
+        ("seed", a.seed.to_string(), b.seed.to_string()),
+        ("stages", stages(&a.stages), stages(&b.stages)),
+    ]
+}
+
+/// `/runs/compare?a=ID&b=ID`: the configuration diff and the per-culture scores side by side.
+#[component]
+pub fn CompareRunsPage() -> impl IntoView {
+    let query = leptos_router::hooks::use_query_map();
+    let run_param = move |key: &'static str| query.read().get(key).and_then(|id| id.parse::<i64>().ok());
+    let runs = LocalResource::new(|| api::get::<Page<Run>>("/runs?limit=200"));
+    let compared = LocalResource::new(move || {
+        let (a, b) = (run_param("a"), run_param("b"));
+        async move {
+            let (Some(a), Some(b)) = (a, b) else { return Ok(None) };
+            let run_a = api::get::<Run>(&format!("/runs/{a}")).await?;
+            let run_b = api::get::<Run>(&format!("/runs/{b}")).await?;
+            // Runs without WVS answers have no scores; the diff still shows.
+            let scores_a = api::get::<shared::analysis::RunScores>(&format!("/scores?run={a}")).await.ok();
+            let scores_b = api::get::<shared::analysis::RunScores>(&format!("/scores?run={b}")).await.ok();
+            Ok::<_, String>(Some((run_a, run_b, scores_a, scores_b)))
+        }
+    });
+    let navigate = use_navigate();
+    let choose = move |key: &'static str, value: String| {
+        let (mut a, mut b) = (
+            run_param("a").map(|v| v.to_string()).unwrap_or_default(),
+            run_param("b").map(|v| v.to_string()).unwrap_or_default(),
+        );
+        if key == "a" {
+            a = value
+        } else {
+            b = value
+        }
+        navigate(&format!("/runs/compare?a={a}&b={b}"), Default::default());
+    };
+    view! {
+        <h1>"Compare runs"</h1>
+        {loaded(runs, move |page| {
+            let picker = |key: &'static str| {
+                let choose = choose.clone();
+                let options = page.items.iter().map(|run| {
+                    let id = run.run_id.to_string();
+                    let selected = run_param(key) == Some(run.run_id);
+                    view! { <option value=id.clone() selected=selected>{format!("{} · {}", run.run_id, run.config.name)}</option> }
+                }).collect_view();
+                view! {
+                    <select name=key on:change=move |e| choose(key, event_target_value(&e))>
+                        <option value="">"choose a run"</option>
+                        {options}
+                    </select>
+                }
+            };
+            view! { <div class="filters compare-pickers">{picker("a")}" vs "{picker("b")}</div> }
+        })}
+        {loaded(compared, |compared| match compared {
+            None => view! { <p class="lead">"Choose two runs."</p> }.into_any(),
+            Some((a, b, scores_a, scores_b)) => {
+                let rows = config_rows(&a.config, &b.config).into_iter().map(|(field, left, right)| {
+                    let differs = left != right;
+                    view! { <tr class:differs=differs><th>{field}</th><td>{left}</td><td>{right}</td></tr> }
+                }).collect_view();
+                let score_of = |scores: &Option<shared::analysis::RunScores>, code: &str| {
+                    scores.as_ref().and_then(|s| s.scores.iter().find(|c| c.country_code == code)).map(|c| c.score)
+                };
+                let codes: Vec<String> = scores_a.iter().chain(scores_b.iter()).flat_map(|s| s.scores.iter().map(|c| c.country_code.clone())).fold(Vec::new(), |mut codes, code| { if !codes.contains(&code) { codes.push(code) } codes });
+                let score_rows = codes.iter().map(|code| {
+                    let (left, right) = (score_of(&scores_a, code), score_of(&scores_b, code));
+                    let cell = |score: Option<f64>| score.map(|s| format!("{s:.2}")).unwrap_or_else(|| "–".into());
+                    let delta = left.zip(right).map(|(l, r)| format!("{:+.2}", r - l)).unwrap_or_default();
+                    view! { <tr class="culture-score"><td>{code.clone()}</td><td class="num">{cell(left)}</td><td class="num">{cell(right)}</td><td class="num">{delta}</td></tr> }
+                }).collect_view();
+                let average = |scores: &Option<shared::analysis::RunScores>| scores.as_ref().and_then(|s| s.average).map(|a| format!("{a:.2}")).unwrap_or_else(|| "–".into());
+                view! {
+                    <h2>"Configuration"</h2>
+                    <table class="config-diff" data-testid="config-diff">
+                        <thead><tr><th></th><th>{format!("run {}", a.run_id)}</th><th>{format!("run {}", b.run_id)}</th></tr></thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                    <h2>"Alignment (the paper's score, P1 or the first variant)"</h2>
+                    <table class="compare-scores" data-testid="compare-scores">
+                        <thead><tr><th>"Culture"</th><th class="num">{format!("run {}", a.run_id)}</th><th class="num">{format!("run {}", b.run_id)}</th><th class="num">"Δ"</th></tr></thead>
+                        <tbody>{score_rows}</tbody>
+                        <tfoot><tr><th>"Average"</th><td class="num">{average(&scores_a)}</td><td class="num">{average(&scores_b)}</td><td></td></tr></tfoot>
+                    </table>
+                }.into_any()
+            }
+        })}
+    }
+}
