@@ -58,3 +58,15 @@ async fn a_collaborator_starts_a_run_and_sees_its_progress_reach_the_end() {
     assert!(usa.contains("71.12"), "run 1's USA P1 score is the paper's: {usa}");
     session.close().await;
 }
+
+#[tokio::test]
+async fn a_finished_run_opened_by_its_url_shows_its_stages_and_log() {
+    let session = Session::start().await;
+    // Run 1 is the imported release: answer and collect stages, finished.
+    session.open("/runs/1").await;
+    let stages = session.texts(".stages .stage", 2).await;
+    assert!(stages[0].starts_with("answer") && stages[0].contains("4921/4921"), "{stages:?}");
+    let log = session.texts("[data-testid=log]", 1).await;
+    assert!(log[0].contains("1373 culture-related instances"), "{}", log[0]);
+    session.close().await;
+}
