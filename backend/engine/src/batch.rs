@@ -14,6 +14,9 @@ pub struct BatchLimits {
     pub max_sequences: usize,
     /// Extra tokens (shrunk prefix × members) accepted to keep one more prompt in a batch.
     pub max_prefix_shrink_cost: usize,
+    /// Batches computed at the same time, one thread each (CPU kernels only); None = one per
+    /// compute thread.
+    pub concurrent_batches: Option<usize>,
 }
 
 impl Default for BatchLimits {
@@ -22,6 +25,7 @@ impl Default for BatchLimits {
             max_tokens: DEFAULT_MAX_BATCH_TOKENS,
             max_sequences: DEFAULT_MAX_BATCH_SEQUENCES,
             max_prefix_shrink_cost: DEFAULT_MAX_PREFIX_SHRINK_COST,
+            concurrent_batches: None,
         }
     }
 }

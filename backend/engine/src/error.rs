@@ -51,8 +51,12 @@ pub enum EngineError {
     InvalidSampling(String),
     #[error("{}:{line}: not a prompt line: {reason}", path.display())]
     InvalidPromptFile { path: PathBuf, line: usize, reason: String },
+    #[error("a CPU kernel input is unusable: {0}")]
+    KernelInput(String),
     #[error("invalid batch: {0}")]
     InvalidBatch(String),
+    #[error("a batch worker thread panicked")]
+    WorkerPanicked,
     #[error("cancelled")]
     Cancelled,
     #[error("the engine thread has stopped")]

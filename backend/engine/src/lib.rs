@@ -11,6 +11,8 @@ pub mod batch;
 pub mod bench;
 pub mod chat_template;
 pub mod config;
+mod cpu_forward;
+pub mod cpu_kernels;
 pub mod error;
 pub mod gguf;
 pub mod hf;

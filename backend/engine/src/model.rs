@@ -7,13 +7,14 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::ModelConfig;
+use super::cpu_kernels::SequenceSpan;
 use super::error::{EngineError, Result};
 
 /// Keys and values of every layer for a run of tokens, `[kv_heads, tokens, head_dim]` each.
 #[derive(Debug, Clone)]
 pub struct KvCache {
-    layers: Vec<(Tensor, Tensor)>,
-    len: usize,
+    pub(super) layers: Vec<(Tensor, Tensor)>,
+    pub(super) len: usize,
 }
 
 impl KvCache {
@@ -59,9 +60,9 @@ pub struct ForwardOutput {
 
 /// A linear layer `y = x Wᵀ + b` with `W: [out, in]`.
 #[derive(Debug, Clone)]
-struct Projection {
-    weight: Tensor,
-    bias: Option<Tensor>,
+pub(super) struct Projection {
+    pub(super) weight: Tensor,
+    pub(super) bias: Option<Tensor>,
 }
 
 impl Projection {
@@ -75,22 +76,22 @@ impl Projection {
 }
 
 #[derive(Debug, Clone)]
-struct DecoderBlock {
-    attention_norm: Tensor,
+pub(super) struct DecoderBlock {
+    pub(super) attention_norm: Tensor,
     /// q, k and v stacked row-wise (one GEMM); q rows pre-scaled by 1/sqrt(head_dim).
-    qkv: Projection,
-    attention_output: Projection,
-    mlp_norm: Tensor,
+    pub(super) qkv: Projection,
+    pub(super) attention_output: Projection,
+    pub(super) mlp_norm: Tensor,
     /// gate and up stacked row-wise (one GEMM).
-    gate_up: Projection,
-    down: Projection,
+    pub(super) gate_up: Projection,
+    pub(super) down: Projection,
 }
 
 /// Cosine and sine of the rotary angles per position, `[positions, head_dim / 2]`.
 #[derive(Debug, Clone)]
-struct RotaryTables {
-    cos: Tensor,
-    sin: Tensor,
+pub(super) struct RotaryTables {
+    pub(super) cos: Tensor,
+    pub(super) sin: Tensor,
 }
 
 impl RotaryTables {
@@ -125,14 +126,61 @@ impl RotaryTables {
 /// A llama-family decoder with its weights.
 #[derive(Debug, Clone)]
 pub struct LlamaModel {
-    config: ModelConfig,
+    pub(super) config: ModelConfig,
     device: Device,
     dtype: DType,
-    embeddings: Tensor,
-    blocks: Vec<DecoderBlock>,
-    final_norm: Tensor,
+    pub(super) embeddings: Tensor,
+    pub(super) blocks: Vec<DecoderBlock>,
+    pub(super) final_norm: Tensor,
     lm_head: Tensor,
-    rotary: RotaryTables,
+    pub(super) rotary: RotaryTables,
+    /// Run the fused f32 CPU kernels instead of generic tensor ops (CPU + f32 only).
+    cpu_kernels: bool,
+}
+
+/// The rows of one batch laid end to end: tokens, their positions, where each sequence is, and
+/// which rows' hidden states are returned.
+pub(super) struct Packing {
+    pub(super) tokens: Vec<u32>,
+    pub(super) positions: Vec<u32>,
+    pub(super) spans: Vec<SequenceSpan>,
+    pub(super) output_rows: Vec<u32>,
+}
+
+impl Packing {
+    pub(super) fn new(past_len: usize, sequences: &[SequenceInput], config: &ModelConfig) -> Result<Self> {
+        if sequences.is_empty() || sequences.iter().any(|s| s.tokens.is_empty()) {
+            return Err(EngineError::InvalidBatch("every sequence needs at least one token".into()));
+        }
+        let mut packing =
+            Packing { tokens: Vec::new(), positions: Vec::new(), spans: Vec::new(), output_rows: Vec::new() };
+        for sequence in sequences {
+            let main_len = sequence.tokens.len();
+            let start = packing.tokens.len();
+            let branch_position = past_len + main_len;
+            let furthest = branch_position + usize::from(!sequence.branch_tokens.is_empty());
+            if furthest > config.context_length {
+                return Err(EngineError::InvalidBatch(format!(
+                    "{furthest} tokens do not fit the context of {}",
+                    config.context_length
+                )));
+            }
+            if let Some(id) =
+                sequence.tokens.iter().chain(sequence.branch_tokens).find(|&&id| id as usize >= config.vocab_size)
+            {
+                return Err(EngineError::InvalidBatch(format!("token id {id} is outside the vocabulary")));
+            }
+            packing.tokens.extend_from_slice(sequence.tokens);
+            packing.tokens.extend_from_slice(sequence.branch_tokens);
+            packing.positions.extend((past_len..branch_position).map(|p| p as u32));
+            packing.positions.extend(sequence.branch_tokens.iter().map(|_| branch_position as u32));
+            let span = SequenceSpan { start, main_len, branch_len: sequence.branch_tokens.len() };
+            packing.output_rows.push((start + main_len - 1) as u32);
+            packing.output_rows.extend((start + main_len..start + span.len()).map(|row| row as u32));
+            packing.spans.push(span);
+        }
+        Ok(packing)
+    }
 }
 
 /// What every layer of one forward pass shares.
@@ -217,7 +265,9 @@ impl LlamaModel {
             return Err(EngineError::MissingTensor { name: "lm_head.weight".into() });
         };
         let rotary = RotaryTables::new(&config, dtype, &device)?;
-        Ok(LlamaModel { config, device, dtype, embeddings, blocks, final_norm, lm_head, rotary })
+        // Unoptimised (debug) builds run the kernels' loops slowly; their tests enable them explicitly.
+        let cpu_kernels = cfg!(not(debug_assertions)) && device.is_cpu() && dtype == DType::F32;
+        Ok(LlamaModel { config, device, dtype, embeddings, blocks, final_norm, lm_head, rotary, cpu_kernels })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -230,6 +280,16 @@ impl LlamaModel {
 
     pub fn dtype(&self) -> DType {
         self.dtype
+    }
+
+    /// Chooses between the fused CPU kernels (the default for f32 on the CPU in optimised builds)
+    /// and generic tensor ops (any device); both compute the same function.
+    pub fn set_cpu_kernels(&mut self, enabled: bool) {
+        self.cpu_kernels = enabled && self.device.is_cpu() && self.dtype == DType::F32;
+    }
+
+    pub fn uses_cpu_kernels(&self) -> bool {
+        self.cpu_kernels
     }
 
     /// Rows of the output head for `token_ids`, to project hidden states onto those tokens only.
@@ -260,7 +320,11 @@ impl LlamaModel {
         if keep_cache && (sequences.len() != 1 || !sequences[0].branch_tokens.is_empty()) {
             return Err(EngineError::InvalidBatch("a cache is kept only for one sequence without branches".into()));
         }
-        let layout = self.layout(past_len, sequences)?;
+        let packing = Packing::new(past_len, sequences, &self.config)?;
+        if self.cpu_kernels {
+            return self.forward_cpu(past, &packing, keep_cache);
+        }
+        let layout = self.layout(past_len, &packing)?;
         let cos = self.rotary.cos.index_select(&layout.positions, 0)?;
         let sin = self.rotary.sin.index_select(&layout.positions, 0)?;
         let mut hidden = self.embeddings.index_select(&layout.tokens, 0)?;
@@ -356,45 +420,25 @@ impl LlamaModel {
         Ok((hidden, layer_cache))
     }
 
-    fn layout(&self, past_len: usize, sequences: &[SequenceInput]) -> Result<BatchLayout> {
-        if sequences.is_empty() || sequences.iter().any(|s| s.tokens.is_empty()) {
-            return Err(EngineError::InvalidBatch("every sequence needs at least one token".into()));
-        }
+    /// Padded per-sequence indices and the attention mask of the generic path.
+    fn layout(&self, past_len: usize, packing: &Packing) -> Result<BatchLayout> {
         let group = self.config.group_size();
-        let padded_len = sequences.iter().map(|s| s.tokens.len() + s.branch_tokens.len()).max().unwrap_or(1);
+        let sequences = packing.spans.len();
+        let padded_len = packing.spans.iter().map(SequenceSpan::len).max().unwrap_or(1);
         let key_len = past_len + padded_len;
-        let mut tokens = Vec::new();
-        let mut positions = Vec::new();
-        let mut padded_rows = vec![0u32; sequences.len() * padded_len];
-        let mut packed_rows = Vec::new();
-        let mut output_rows = Vec::new();
-        let mut mask = vec![f32::NEG_INFINITY; sequences.len() * padded_len * group * key_len];
-        for (index, sequence) in sequences.iter().enumerate() {
-            let main_len = sequence.tokens.len();
-            let first_row = tokens.len();
-            let branch_position = past_len + main_len;
-            if branch_position + usize::from(!sequence.branch_tokens.is_empty()) > self.config.context_length {
-                return Err(EngineError::InvalidBatch(format!(
-                    "{branch_position} tokens do not fit the context of {}",
-                    self.config.context_length
-                )));
-            }
-            tokens.extend_from_slice(sequence.tokens);
-            tokens.extend_from_slice(sequence.branch_tokens);
-            positions.extend((past_len..branch_position).map(|p| p as u32));
-            positions.extend(sequence.branch_tokens.iter().map(|_| branch_position as u32));
-            let len = main_len + sequence.branch_tokens.len();
-            output_rows.push((first_row + main_len - 1) as u32);
-            output_rows.extend((first_row + main_len..first_row + len).map(|row| row as u32));
+        let mut padded_rows = vec![0u32; sequences * padded_len];
+        let mut packed_rows = Vec::with_capacity(packing.tokens.len());
+        let mut mask = vec![f32::NEG_INFINITY; sequences * padded_len * group * key_len];
+        for (index, span) in packing.spans.iter().enumerate() {
             for t in 0..padded_len {
                 let slot = index * padded_len + t;
-                let is_real = t < len;
+                let is_real = t < span.len();
                 if is_real {
-                    padded_rows[slot] = (first_row + t) as u32;
+                    padded_rows[slot] = (span.start + t) as u32;
                     packed_rows.push(slot as u32);
                 }
                 for member in 0..group {
-                    let row_start = ((index * padded_len + t) * group + member) * key_len;
+                    let row_start = (slot * group + member) * key_len;
                     let row = &mut mask[row_start..row_start + key_len];
                     if !is_real {
                         // Padding rows attend to one key so that softmax stays finite; they are discarded.
@@ -403,34 +447,30 @@ impl LlamaModel {
                     }
                     row[..past_len].fill(0.0);
                     let own = &mut row[past_len..];
-                    if t < main_len {
+                    if t < span.main_len {
                         own[..=t].fill(0.0);
                     } else {
-                        own[..main_len].fill(0.0);
+                        own[..span.main_len].fill(0.0);
                         own[t] = 0.0;
                     }
                 }
             }
         }
-        let total_rows = tokens.len();
         let device = &self.device;
-        let index = |values: Vec<u32>| -> Result<Tensor> {
-            let len = values.len();
-            Ok(Tensor::from_vec(values, len, device)?)
-        };
-        let mask = Tensor::from_vec(mask, (sequences.len(), 1, padded_len * group, key_len), &Device::Cpu)?
+        let index = |values: &[u32]| -> Result<Tensor> { Ok(Tensor::from_slice(values, values.len(), device)?) };
+        let mask = Tensor::from_vec(mask, (sequences, 1, padded_len * group, key_len), &Device::Cpu)?
             .to_dtype(self.dtype)?
             .to_device(device)?;
         Ok(BatchLayout {
-            tokens: index(tokens)?,
-            positions: index(positions)?,
-            padded_rows: index(padded_rows)?,
-            packed_rows: index(packed_rows)?,
-            output_rows: index(output_rows)?,
+            tokens: index(&packing.tokens)?,
+            positions: index(&packing.positions)?,
+            padded_rows: index(&padded_rows)?,
+            packed_rows: index(&packed_rows)?,
+            output_rows: index(&packing.output_rows)?,
             mask,
-            sequences: sequences.len(),
+            sequences,
             padded_len,
-            total_rows,
+            total_rows: packing.tokens.len(),
         })
     }
 }

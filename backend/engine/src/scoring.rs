@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::batch::{common_prefix_len, plan_batches, BatchLimits, PlannedSequence, PrefixCache};
 use super::error::{EngineError, Result};
-use super::model::{log_normalizers, LlamaModel, SequenceInput};
+use super::model::{log_normalizers, KvCache, LlamaModel, SequenceInput};
 use super::tokenizer::TextTokenizer;
 
 /// A fully templated prompt and its option codes ("1".."n").
@@ -54,12 +54,24 @@ impl PreparedPrompt {
 }
 
 /// Turns prompts into option distributions with a model and its tokenizer.
-#[derive(Debug)]
 pub struct Scorer {
     digit_ids: [u32; 10],
     /// The output head restricted to the ten digit tokens: `[10, hidden]`.
     digit_head: Tensor,
     limits: BatchLimits,
+    /// Single-thread pools that each run a whole batch: no synchronisation inside a pass, and a
+    /// descheduled thread delays only its own batch.
+    workers: Vec<rayon::ThreadPool>,
+}
+
+impl std::fmt::Debug for Scorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scorer")
+            .field("digit_ids", &self.digit_ids)
+            .field("limits", &self.limits)
+            .field("workers", &self.workers.len())
+            .finish()
+    }
 }
 
 /// Counters of a scoring run.
@@ -78,7 +90,20 @@ impl Scorer {
     /// A scorer for a model whose digit tokens "0".."9" have these ids.
     pub fn with_digit_ids(model: &LlamaModel, digit_ids: [u32; 10], limits: BatchLimits) -> Result<Self> {
         let digit_head = model.head_rows(&digit_ids)?;
-        Ok(Scorer { digit_ids, digit_head, limits })
+        let concurrent = if model.uses_cpu_kernels() {
+            limits.concurrent_batches.unwrap_or_else(rayon::current_num_threads)
+        } else {
+            1
+        };
+        let workers = if concurrent > 1 {
+            (0..concurrent)
+                .map(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| EngineError::io("a batch worker thread", std::io::Error::other(e)))?
+        } else {
+            Vec::new()
+        };
+        Ok(Scorer { digit_ids, digit_head, limits, workers })
     }
 
     pub fn limits(&self) -> BatchLimits {
@@ -137,7 +162,8 @@ impl Scorer {
     }
 
     /// Scores prepared prompts in batches, calling `on_batch` after each batch with the index of
-    /// its first prompt and its scores; stops with `Cancelled` when `should_stop` says so.
+    /// its first prompt and its scores; stops with `Cancelled` when `should_stop` says so. With
+    /// several workers, consecutive batches run at the same time, one per worker thread.
     pub fn score_all(
         &self,
         model: &LlamaModel,
@@ -148,16 +174,49 @@ impl Scorer {
     ) -> Result<ScoreCounters> {
         let planned: Vec<PlannedSequence> =
             prompts.iter().map(|p| PlannedSequence { tokens: &p.tokens, branch_count: p.branch_count() }).collect();
+        let plans = plan_batches(&planned, self.limits);
+        let round_size = self.workers.len().max(1);
         let mut totals = ScoreCounters::default();
-        for plan in plan_batches(&planned, self.limits) {
+        for round in plans.chunks(round_size) {
             if should_stop() {
                 return Err(EngineError::Cancelled);
             }
-            let members = &prompts[plan.members.clone()];
-            let (scores, evaluated) = self.score_batch(model, prefix_cache, members, plan.prefix_len)?;
-            totals.prompts += members.len();
-            totals.tokens_evaluated += evaluated;
-            on_batch(plan.members.start, scores, totals);
+            // Prefixes first (usually one shared by the whole round), then the batches at once.
+            let mut jobs = Vec::with_capacity(round.len());
+            for plan in round {
+                let members = &prompts[plan.members.clone()];
+                let prefix_len = shared_prefix_len(members, plan.prefix_len);
+                let (past, computed) = prefix_cache.prepare(model, &members[0].tokens[..prefix_len])?;
+                totals.tokens_evaluated += computed;
+                jobs.push((members, past, prefix_len));
+            }
+            let results: Vec<Result<(Vec<OptionScores>, usize)>> = if jobs.len() == 1 || self.workers.is_empty() {
+                jobs.iter()
+                    .map(|(members, past, prefix_len)| self.score_after(model, past.as_ref(), members, *prefix_len))
+                    .collect()
+            } else {
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = jobs
+                        .iter()
+                        .zip(&self.workers)
+                        .map(|((members, past, prefix_len), worker)| {
+                            scope.spawn(move || {
+                                worker.install(|| self.score_after(model, past.as_ref(), members, *prefix_len))
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|handle| handle.join().unwrap_or(Err(EngineError::WorkerPanicked)))
+                        .collect()
+                })
+            };
+            for (plan, result) in round.iter().zip(results) {
+                let (scores, evaluated) = result?;
+                totals.prompts += plan.members.len();
+                totals.tokens_evaluated += evaluated;
+                on_batch(plan.members.start, scores, totals);
+            }
         }
         Ok(totals)
     }
@@ -171,19 +230,30 @@ impl Scorer {
         members: &[PreparedPrompt],
         prefix_len: usize,
     ) -> Result<(Vec<OptionScores>, usize)> {
-        let Some(first) = members.first() else {
+        if members.is_empty() {
             return Ok((Vec::new(), 0));
-        };
-        let prefix_len = members
-            .iter()
-            .fold(prefix_len, |len, p| len.min(common_prefix_len(&first.tokens, &p.tokens)).min(p.tokens.len() - 1));
-        let (past, mut evaluated) = prefix_cache.prepare(model, &first.tokens[..prefix_len])?;
+        }
+        let prefix_len = shared_prefix_len(members, prefix_len);
+        let (past, computed) = prefix_cache.prepare(model, &members[0].tokens[..prefix_len])?;
+        let (scores, evaluated) = self.score_after(model, past.as_ref(), members, prefix_len)?;
+        Ok((scores, computed + evaluated))
+    }
+
+    /// Scores `members` whose first `prefix_len` tokens are in `past`; returns the scores and the
+    /// number of tokens evaluated beyond the prefix.
+    fn score_after(
+        &self,
+        model: &LlamaModel,
+        past: Option<&KvCache>,
+        members: &[PreparedPrompt],
+        prefix_len: usize,
+    ) -> Result<(Vec<OptionScores>, usize)> {
         let sequences: Vec<SequenceInput> = members
             .iter()
             .map(|p| SequenceInput { tokens: &p.tokens[prefix_len..], branch_tokens: &p.branch_tokens })
             .collect();
-        evaluated += sequences.iter().map(|s| s.tokens.len() + s.branch_tokens.len()).sum::<usize>();
-        let hidden = model.forward(past.as_ref(), &sequences, false)?.hidden;
+        let evaluated = sequences.iter().map(|s| s.tokens.len() + s.branch_tokens.len()).sum::<usize>();
+        let hidden = model.forward(past, &sequences, false)?.hidden;
         let digit_logits = model.logits_for(&hidden, &self.digit_head)?.to_vec2::<f32>()?;
 
         // Branch rows also need their full-vocabulary normaliser: P(next is not a digit) uses it.
@@ -226,6 +296,12 @@ impl Scorer {
         }
         Ok((scores, evaluated))
     }
+}
+
+/// The prefix every member shares, leaving each at least its last token.
+fn shared_prefix_len(members: &[PreparedPrompt], planned: usize) -> usize {
+    let first = &members[0].tokens;
+    members.iter().fold(planned, |len, p| len.min(common_prefix_len(first, &p.tokens)).min(p.tokens.len() - 1))
 }
 
 /// Option codes as digits; scoring handles codes of one or two digits, each used once.

@@ -72,10 +72,13 @@ fn random_weights(config: &ModelConfig) -> VarMap {
     varmap
 }
 
+/// The tiny model running the fused CPU kernels (what release builds run on the CPU).
 fn tiny_model(config: &ModelConfig) -> (LlamaModel, VarMap) {
     let varmap = random_weights(config);
     let builder = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    (LlamaModel::new(config.clone(), builder).unwrap(), varmap)
+    let mut model = LlamaModel::new(config.clone(), builder).unwrap();
+    model.set_cpu_kernels(true);
+    (model, varmap)
 }
 
 /// Deterministic pseudo-random token ids outside the digit range.
@@ -107,7 +110,7 @@ fn prompts(scorer: &Scorer) -> Vec<PreparedPrompt> {
 fn batched_prefix_cached_scoring_equals_scoring_each_prompt_alone() {
     let config = tiny_config();
     let (model, _weights) = tiny_model(&config);
-    let limits = BatchLimits { max_tokens: 4096, max_sequences: 64, max_prefix_shrink_cost: 64 };
+    let limits = BatchLimits { max_tokens: 4096, max_sequences: 64, ..BatchLimits::default() };
     let scorer = Scorer::with_digit_ids(&model, DIGIT_IDS, limits).unwrap();
     let prompts = prompts(&scorer);
 
@@ -137,7 +140,8 @@ fn batched_prefix_cached_scoring_equals_scoring_each_prompt_alone() {
 fn batches_of_one_prompt_each_reuse_the_cached_prefix() {
     let config = tiny_config();
     let (model, _weights) = tiny_model(&config);
-    let one_at_a_time = BatchLimits { max_tokens: 4096, max_sequences: 1, max_prefix_shrink_cost: 64 };
+    // One prompt per batch, two batches at a time on two worker threads.
+    let one_at_a_time = BatchLimits { max_sequences: 1, concurrent_batches: Some(2), ..BatchLimits::default() };
     let scorer = Scorer::with_digit_ids(&model, DIGIT_IDS, one_at_a_time).unwrap();
     let prompts = prompts(&scorer);
     let mut sequential = Vec::new();
@@ -233,10 +237,57 @@ fn logits_match_candle_transformers_llama() {
     let expected =
         reference_model.forward(&input, 0, &mut cache).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap();
 
-    let output = model.forward(None, &[SequenceInput { tokens: &prompt, branch_tokens: &[] }], false).unwrap();
-    let actual = model.logits(&output.hidden).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap();
-    let worst = expected.iter().zip(&actual).map(|(e, a)| (e - a).abs()).fold(0.0f32, f32::max);
-    assert!(worst < 1e-3, "largest logit difference {worst}");
+    let mut generic = model.clone();
+    generic.set_cpu_kernels(false);
+    for model in [&model, &generic] {
+        let output = model.forward(None, &[SequenceInput { tokens: &prompt, branch_tokens: &[] }], false).unwrap();
+        let actual = model.logits(&output.hidden).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap();
+        let worst = expected.iter().zip(&actual).map(|(e, a)| (e - a).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-3, "largest logit difference {worst} (cpu kernels: {})", model.uses_cpu_kernels());
+    }
+}
+
+fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+#[test]
+fn cpu_kernels_match_the_generic_tensor_path() {
+    for architecture in [Architecture::Llama, Architecture::Qwen2] {
+        let config = ModelConfig { architecture, ..tiny_config() };
+        let (fused, _weights) = tiny_model(&config);
+        assert!(fused.uses_cpu_kernels());
+        let mut generic = fused.clone();
+        generic.set_cpu_kernels(false);
+
+        // A prefix kept in the cache, then a batch with branches on top of it.
+        let prefix = tokens(5, 12);
+        let prefix_input = [SequenceInput { tokens: &prefix, branch_tokens: &[] }];
+        let fused_prefix = fused.forward(None, &prefix_input, true).unwrap();
+        let generic_prefix = generic.forward(None, &prefix_input, true).unwrap();
+        assert!(max_difference(&fused_prefix.hidden, &generic_prefix.hidden) < 1e-4);
+        let (fused_cache, generic_cache) = (fused_prefix.cache.unwrap(), generic_prefix.cache.unwrap());
+        assert_eq!(fused_cache.len(), 12);
+
+        let suffixes = [tokens(21, 7), tokens(22, 1), tokens(23, 15)];
+        let branches = [vec![DIGIT_IDS[1]], vec![], vec![DIGIT_IDS[1], DIGIT_IDS[2]]];
+        let batch: Vec<SequenceInput> = suffixes
+            .iter()
+            .zip(&branches)
+            .map(|(tokens, branch_tokens)| SequenceInput { tokens, branch_tokens })
+            .collect();
+        let fused_out = fused.forward(Some(&fused_cache), &batch, false).unwrap().hidden;
+        let generic_out = generic.forward(Some(&generic_cache), &batch, false).unwrap().hidden;
+        assert_eq!(fused_out.dims(), &[1 + 1 + 1 + 1 + 2, config.hidden_size]);
+        assert!(max_difference(&fused_out, &generic_out) < 1e-4, "{architecture:?}");
+
+        // Extending a kept cache by one token, as decoding does.
+        let next = [SequenceInput { tokens: &[42], branch_tokens: &[] }];
+        let fused_step = fused.forward(Some(&fused_cache), &next, true).unwrap();
+        let generic_step = generic.forward(Some(&generic_cache), &next, true).unwrap();
+        assert!(max_difference(&fused_step.hidden, &generic_step.hidden) < 1e-4);
+        assert_eq!(fused_step.cache.unwrap().len(), 13);
+    }
 }
 
 #[test]

@@ -3,11 +3,13 @@
 
 mod common;
 
-use culturespa_engine::batch::PrefixCache;
+use culturespa_engine::batch::{BatchLimits, PrefixCache};
 use culturespa_engine::sampling::generate;
-use culturespa_engine::{Architecture, ChatMessage, SamplingParams};
+use culturespa_engine::{Architecture, ChatMessage, SamplingParams, ScorePrompt, Scorer};
 
 use common::{answer_prompt, chatml, default_model, UNAWARE_SYSTEM};
+
+const FOUR_OPTIONS: &str = "1.Very important 2.Rather important 3.Not very important 4.Not at all important";
 
 #[test]
 fn config_is_read_from_the_gguf_metadata() {
@@ -70,6 +72,27 @@ fn text_survives_a_round_trip_and_digits_are_single_tokens() {
     let number = tokenizer.encode("2024").unwrap();
     assert_eq!(number, vec![digits[2], digits[0], digits[2], digits[4]], "SmolLM splits numbers into digits");
     assert_eq!(tokenizer.encode(" the").unwrap().len(), 1, "byte-level BPE merges a leading space");
+}
+
+#[test]
+fn cpu_kernels_and_generic_ops_score_a_wvs_prompt_alike() {
+    let loaded = default_model();
+    let mut kernels = loaded.model.clone();
+    kernels.set_cpu_kernels(true);
+    let mut generic = loaded.model.clone();
+    generic.set_cpu_kernels(false);
+    let text = chatml(UNAWARE_SYSTEM, &answer_prompt("How important is work in your life?", FOUR_OPTIONS));
+    let prompt = ScorePrompt { id: "Q5".into(), text, choices: ["1", "2", "3", "4"].map(String::from).to_vec() };
+    let mut scores = Vec::new();
+    for model in [&kernels, &generic] {
+        let scorer = Scorer::new(model, &loaded.tokenizer, BatchLimits::default()).unwrap();
+        let prepared = scorer.prepare(&loaded.tokenizer, 8192, &prompt).unwrap();
+        scores.push(scorer.score_batch(model, &mut PrefixCache::default(), &[prepared], 0).unwrap().0.remove(0));
+    }
+    assert_eq!(scores[0].answer, scores[1].answer);
+    for (a, b) in scores[0].probs.iter().zip(&scores[1].probs) {
+        assert!((a - b).abs() < 1e-4, "{:?} vs {:?}", scores[0].probs, scores[1].probs);
+    }
 }
 
 #[test]
