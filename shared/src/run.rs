@@ -15,6 +15,18 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// The stage's name as serde writes it (`answer`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Generate => "generate",
+            Stage::Answer => "answer",
+            Stage::Collect => "collect",
+            Stage::Export => "export",
+            Stage::Train => "train",
+            Stage::Evaluate => "evaluate",
+        }
+    }
+
     pub const ALL: [Stage; 6] =
         [Stage::Generate, Stage::Answer, Stage::Collect, Stage::Export, Stage::Train, Stage::Evaluate];
 }
@@ -75,6 +87,19 @@ pub enum RunStatus {
     Completed,
     Failed,
     Cancelled,
+}
+
+impl RunStatus {
+    /// The status as serde writes it (`completed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// What a run was imported from or how it was made.

@@ -25,16 +25,6 @@ impl RunRow {
     }
 }
 
-fn status_text(status: RunStatus) -> &'static str {
-    match status {
-        RunStatus::Pending => "pending",
-        RunStatus::Running => "running",
-        RunStatus::Completed => "completed",
-        RunStatus::Failed => "failed",
-        RunStatus::Cancelled => "cancelled",
-    }
-}
-
 const RUN_COLUMNS: &str = "run_id, config_json, origin_json, status, created_at, updated_at";
 
 impl Store {
@@ -124,7 +114,7 @@ impl StoreTransaction {
             sqlx::query(
                 "UPDATE runs SET status = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE run_id = ?",
             )
-            .bind(status_text(status))
+            .bind(status.as_str())
             .bind(run_id)
             .execute(&mut *self.transaction)
             .await?;

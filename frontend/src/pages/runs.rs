@@ -17,27 +17,6 @@ use crate::app::loaded;
 const LAUNCHABLE_STAGES: [Stage; 4] = [Stage::Answer, Stage::Collect, Stage::Export, Stage::Evaluate];
 const DEFAULT_QUESTIONS_PER_TOPIC: u32 = 10;
 
-fn status_label(status: RunStatus) -> &'static str {
-    match status {
-        RunStatus::Pending => "pending",
-        RunStatus::Running => "running",
-        RunStatus::Completed => "completed",
-        RunStatus::Failed => "failed",
-        RunStatus::Cancelled => "cancelled",
-    }
-}
-
-fn stage_label(stage: Stage) -> &'static str {
-    match stage {
-        Stage::Generate => "generate",
-        Stage::Answer => "answer",
-        Stage::Collect => "collect",
-        Stage::Export => "export",
-        Stage::Train => "train",
-        Stage::Evaluate => "evaluate",
-    }
-}
-
 #[component]
 pub fn RunsPage() -> impl IntoView {
     let runs = LocalResource::new(|| api::get::<Page<Run>>("/runs?limit=100"));
@@ -54,14 +33,14 @@ pub fn RunsPage() -> impl IntoView {
                     <tbody>
                         {page.items.into_iter().map(|run| {
                             let href = format!("/runs/{}", run.run_id);
-                            let stages = run.config.stages.iter().map(|s| stage_label(*s)).collect::<Vec<_>>().join(", ");
+                            let stages = run.config.stages.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
                             view! {
                                 <tr class="run">
                                     <td><a href=href.clone()>{run.run_id}</a></td>
                                     <td><a href=href>{run.config.name.clone()}</a></td>
                                     <td>{run.config.model.clone().unwrap_or_else(|| "default".into())}</td>
                                     <td>{stages}</td>
-                                    <td class=format!("status {}", status_label(run.status))>{status_label(run.status)}</td>
+                                    <td class=format!("status {}", run.status.as_str())>{run.status.as_str()}</td>
                                     <td>{run.created_at.clone()}</td>
                                 </tr>
                             }
@@ -160,7 +139,7 @@ fn NewRunForm() -> impl IntoView {
             <fieldset>
                 <legend>"Stages"</legend>
                 {LAUNCHABLE_STAGES.into_iter().map(|stage| view! {
-                    <label class="check"><input type="checkbox" name="stage" prop:checked=move || stages.read().contains(&stage) on:change=toggle(stages, stage) />{stage_label(stage)}</label>
+                    <label class="check"><input type="checkbox" name="stage" prop:checked=move || stages.read().contains(&stage) on:change=toggle(stages, stage) />{stage.as_str()}</label>
                 }).collect_view()}
             </fieldset>
             <label>"Answer mode "
@@ -271,7 +250,7 @@ pub fn RunPage() -> impl IntoView {
             let config = serde_json::to_string_pretty(&run.config).unwrap_or_default();
             view! {
                 <h1>"Run " {run.run_id} ": " {run.config.name.clone()}</h1>
-                <p class="run-status">"Status: " <strong class="status" data-testid="run-status">{move || progress.read().finished.map(status_label).unwrap_or(status_label(run.status))}</strong></p>
+                <p class="run-status">"Status: " <strong class="status" data-testid="run-status">{move || progress.read().finished.map(RunStatus::as_str).unwrap_or(run.status.as_str())}</strong></p>
                 <div class="actions">
                     <button on:click=move |_| act("cancel")>"Cancel"</button>
                     <button on:click=move |_| act("resume")>"Resume"</button>
@@ -286,8 +265,8 @@ pub fn RunPage() -> impl IntoView {
             {move || progress.read().stages.iter().map(|(stage, (done, total, finished))| {
                 let percent = if *total == 0 { if *finished { 100.0 } else { 0.0 } } else { 100.0 * *done as f64 / *total as f64 };
                 view! {
-                    <div class="stage" data-stage=stage_label(*stage) data-done=done.to_string() data-total=total.to_string()>
-                        <span class="stage-name">{stage_label(*stage)}</span>
+                    <div class="stage" data-stage=(*stage).as_str() data-done=done.to_string() data-total=total.to_string()>
+                        <span class="stage-name">{(*stage).as_str()}</span>
                         <progress max="100" value=format!("{percent:.1}")></progress>
                         <span class="stage-count">{format!("{done}/{total}")}{if *finished { " ✓" } else { "" }}</span>
                     </div>
@@ -338,7 +317,7 @@ fn config_rows(a: &RunConfig, b: &RunConfig) -> Vec<(&'static str, String, Strin
         }
     };
     let variants = |variants: &[PromptVariant]| variants.iter().map(|v| v.label()).collect::<Vec<_>>().join(", ");
-    let stages = |stages: &[Stage]| stages.iter().map(|s| stage_label(*s)).collect::<Vec<_>>().join(", ");
+    let stages = |stages: &[Stage]| stages.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
     let mode = |mode: AnswerMode| if mode == AnswerMode::Scoring { "scoring" } else { "sampling" }.to_string();
     vec![
         ("name", a.name.clone(), b.name.clone()),
