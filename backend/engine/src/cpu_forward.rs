@@ -74,7 +74,7 @@ impl LlamaModel {
         let mut live_rows = rows;
         for (index, block) in self.blocks.iter().enumerate() {
             rms_norm(&residual, HostSlice::of(&block.attention_norm, "a norm")?.data(), eps, &mut normed);
-            matmul_transposed(&mut qkv, false, &normed, HostSlice::of(&block.qkv.weight, "qkv")?.data(), hidden);
+            matmul_transposed(&mut qkv, false, &normed, HostSlice::of(&block.qkv.weight, "qkv")?.data(), hidden)?;
             if let Some(bias) = &block.qkv.bias {
                 add_bias(&mut qkv, HostSlice::of(bias, "the qkv bias")?.data());
             }
@@ -111,9 +111,9 @@ impl LlamaModel {
             let gate_up = &mut gate_up[..live_rows * 2 * intermediate];
             let activated = &mut activated[..live_rows * intermediate];
             let output_weight = HostSlice::of(&block.attention_output.weight, "the attention output")?;
-            matmul_transposed(&mut residual, true, &attended, output_weight.data(), q_width);
+            matmul_transposed(&mut residual, true, &attended, output_weight.data(), q_width)?;
             rms_norm(&residual, HostSlice::of(&block.mlp_norm, "a norm")?.data(), eps, normed);
-            matmul_transposed(gate_up, false, normed, HostSlice::of(&block.gate_up.weight, "gate/up")?.data(), hidden);
+            matmul_transposed(gate_up, false, normed, HostSlice::of(&block.gate_up.weight, "gate/up")?.data(), hidden)?;
             swiglu(gate_up, intermediate, activated);
             matmul_transposed(
                 &mut residual,
@@ -121,7 +121,7 @@ impl LlamaModel {
                 activated,
                 HostSlice::of(&block.down.weight, "down")?.data(),
                 intermediate,
-            );
+            )?;
         }
         let mut final_hidden = vec![0.0f32; live_rows * hidden];
         rms_norm(&residual, HostSlice::of(&self.final_norm, "the final norm")?.data(), eps, &mut final_hidden);

@@ -4,6 +4,8 @@
 
 use rayon::prelude::*;
 
+use super::error::{EngineError, Result};
+
 /// Floats per accumulator array: one AVX-512 register.
 const LANES: usize = 16;
 /// Rows per rayon task for row-wise kernels: enough work to amortise scheduling.
@@ -131,12 +133,19 @@ pub fn add_bias(rows: &mut [f32], bias: &[f32]) {
 }
 
 /// `output[m, n] = input[m, k] · weight[n, k]ᵀ`, or `+=` when `accumulate` (a fused residual add).
-pub fn matmul_transposed(output: &mut [f32], accumulate: bool, input: &[f32], weight: &[f32], k: usize) {
-    let n = weight.len() / k;
-    let m = input.len() / k;
-    assert!(input.len() == m * k && weight.len() == n * k && output.len() == m * n, "matmul shapes");
+pub fn matmul_transposed(output: &mut [f32], accumulate: bool, input: &[f32], weight: &[f32], k: usize) -> Result<()> {
+    let n = weight.len().checked_div(k).unwrap_or(0);
+    let m = input.len().checked_div(k).unwrap_or(0);
+    if input.len() != m * k || weight.len() != n * k || output.len() != m * n {
+        return Err(EngineError::KernelInput(format!(
+            "matmul of {} inputs and {} weights over k = {k} into {} outputs",
+            input.len(),
+            weight.len(),
+            output.len()
+        )));
+    }
     if m == 0 || n == 0 {
-        return;
+        return Ok(());
     }
     let threads = rayon::current_num_threads();
     let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
@@ -165,6 +174,7 @@ pub fn matmul_transposed(output: &mut [f32], accumulate: bool, input: &[f32], we
             parallelism,
         );
     }
+    Ok(())
 }
 
 /// Rotary embeddings (Hugging Face layout: dimension i pairs with i + d/2) applied in place to

@@ -157,10 +157,13 @@ impl GgufFile {
                 "{arch_name} with partial rotary embeddings ({rope_dims} of {head_dim} dimensions)"
             )));
         }
-        let vocab_size = match self.optional_unsigned(&key("vocab_size")) {
-            Some(size) => size,
-            None => self.array("tokenizer.ggml.tokens")?.len(),
-        };
+        // The embedding's rows, which may exceed the tokenizer's vocabulary (padding).
+        let vocab_size = self
+            .content
+            .tensor_infos
+            .get(EMBEDDINGS)
+            .and_then(|info| info.shape.dims().first().copied())
+            .ok_or_else(|| EngineError::MissingTensor { name: EMBEDDINGS.into() })?;
         let rope_freq_factors = match self.content.tensor_infos.get(ROPE_FREQS) {
             Some(_) => Some(self.dequantized(ROPE_FREQS)?.flatten_all()?.to_vec1::<f32>()?),
             None => None,
@@ -220,6 +223,7 @@ impl GgufFile {
 }
 
 const ROPE_FREQS: &str = "rope_freqs.weight";
+const EMBEDDINGS: &str = "token_embd.weight";
 const DEFAULT_ROPE_THETA: f64 = 10_000.0;
 
 /// Reorders rows from llama.cpp's interleaved pairs (2i, 2i+1) back to halves (i, i + d/2).

@@ -2,10 +2,11 @@
 //! survey prompts by scoring (one forward pass → a distribution over the options) or by sampling
 //! (the paper's way), on a dedicated thread.
 //!
-//! One file per concern: [`gguf`] and [`hf`] read models, [`tokenizer`] and [`chat_template`] turn
-//! conversations into tokens, [`model`] is the forward pass, [`batch`] groups prompts that share a
-//! prefix, [`scoring`] and [`sampling`] are the two answer modes, [`worker`] is the engine thread
-//! and [`bench`] the throughput benchmark.
+//! One file per concern: [`gguf`] and [`hf`] read models ([`loader`] picks one), [`tokenizer`] and
+//! [`chat_template`] turn conversations into tokens, [`model`] is the forward pass (generic tensor
+//! ops, any device) with `cpu_forward` + [`cpu_kernels`] as its fused f32 CPU path, [`batch`]
+//! groups prompts that share a prefix, [`scoring`] and [`sampling`] are the two answer modes,
+//! [`worker`] is the engine thread and [`bench`](mod@bench) the throughput benchmark.
 
 pub mod batch;
 pub mod bench;

@@ -1,0 +1,223 @@
+//! A tiny random llama / Qwen2 written as a GGUF file (q/k rows permuted the way llama.cpp's
+//! converter does) and as a Hugging Face folder loads back to the same function, with a working
+//! tokenizer and chat template.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::Value;
+use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use common::tiny::{random_weights, tiny_config, CONTEXT};
+use culturespa_engine::batch::{BatchLimits, PrefixCache};
+use culturespa_engine::{
+    load_model, Architecture, DeviceKind, LoadedModel, ModelConfig, ScorePrompt, Scorer, SequenceInput,
+};
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::BPE;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::{AddedToken, Tokenizer};
+
+const CHATML_TEMPLATE: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+const SPECIAL_TOKENS: [&str; 2] = ["<|im_start|>", "<|im_end|>"];
+/// Room for the two special tokens, the 256 byte-level symbols and one merge.
+const VOCAB: usize = 300;
+
+fn config(architecture: Architecture) -> ModelConfig {
+    ModelConfig { architecture, vocab_size: VOCAB, ..tiny_config() }
+}
+
+/// Vocabulary in id order: special tokens, byte-level symbols, one merged token; and its merge.
+fn vocabulary() -> (Vec<String>, Vec<(String, String)>) {
+    let mut symbols: Vec<char> = ByteLevel::alphabet().into_iter().collect();
+    symbols.sort_unstable();
+    let mut tokens: Vec<String> = SPECIAL_TOKENS.iter().map(|t| t.to_string()).collect();
+    tokens.extend(symbols.iter().map(|c| c.to_string()));
+    tokens.push("ab".into());
+    (tokens, vec![("a".into(), "b".into())])
+}
+
+fn weights_by_name(weights: &VarMap) -> HashMap<String, Tensor> {
+    let data = weights.data().lock().unwrap();
+    data.iter().map(|(name, var)| (name.clone(), var.as_tensor().clone())).collect()
+}
+
+fn write_hugging_face_folder(dir: &Path, config: &ModelConfig, weights: &VarMap) {
+    let model_type = match config.architecture {
+        Architecture::Llama => "llama",
+        Architecture::Qwen2 => "qwen2",
+    };
+    let config_json = serde_json::json!({
+        "model_type": model_type,
+        "vocab_size": config.vocab_size,
+        "hidden_size": config.hidden_size,
+        "intermediate_size": config.intermediate_size,
+        "num_hidden_layers": config.num_layers,
+        "num_attention_heads": config.num_heads,
+        "num_key_value_heads": config.num_kv_heads,
+        "rms_norm_eps": config.rms_norm_eps,
+        "rope_theta": config.rope_theta,
+        "max_position_embeddings": config.context_length,
+        "tie_word_embeddings": false,
+    });
+    std::fs::write(dir.join("config.json"), config_json.to_string()).unwrap();
+    candle_core::safetensors::save(&weights_by_name(weights), dir.join("model.safetensors")).unwrap();
+
+    let (tokens, merges) = vocabulary();
+    let vocab: tokenizers::models::bpe::Vocab =
+        tokens.iter().enumerate().map(|(id, token)| (token.clone(), id as u32)).collect();
+    let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().unwrap();
+    let mut tokenizer = Tokenizer::new(bpe);
+    tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+    tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
+    tokenizer.add_special_tokens(SPECIAL_TOKENS.map(|t| AddedToken::from(t, true))).unwrap();
+    tokenizer.save(dir.join("tokenizer.json"), false).unwrap();
+    let tokenizer_config = serde_json::json!({
+        "chat_template": CHATML_TEMPLATE,
+        "eos_token": {"content": "<|im_end|>", "special": true},
+    });
+    std::fs::write(dir.join("tokenizer_config.json"), tokenizer_config.to_string()).unwrap();
+}
+
+/// llama.cpp's converter permutes llama's q/k rows for its interleaved RoPE.
+fn permute_for_gguf(weight: &Tensor, heads: usize) -> Tensor {
+    let (rows, columns) = weight.dims2().unwrap();
+    let head_dim = rows / heads;
+    weight
+        .reshape((heads, 2, head_dim / 2, columns))
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .contiguous()
+        .unwrap()
+        .reshape((rows, columns))
+        .unwrap()
+}
+
+fn write_gguf(path: &Path, config: &ModelConfig, weights: &VarMap) {
+    let arch = match config.architecture {
+        Architecture::Llama => "llama",
+        Architecture::Qwen2 => "qwen2",
+    };
+    let by_name = weights_by_name(weights);
+    let mut tensors: Vec<(String, QTensor)> = Vec::new();
+    let mut add = |gguf_name: String, tensor: &Tensor| {
+        tensors.push((gguf_name, QTensor::quantize(tensor, GgmlDType::F32).unwrap()));
+    };
+    add("token_embd.weight".into(), &by_name["model.embed_tokens.weight"]);
+    add("output_norm.weight".into(), &by_name["model.norm.weight"]);
+    add("output.weight".into(), &by_name["lm_head.weight"]);
+    let permute = config.architecture == Architecture::Llama;
+    for layer in 0..config.num_layers {
+        let hf = |suffix: &str| &by_name[&format!("model.layers.{layer}.{suffix}")];
+        let gguf = |suffix: &str| format!("blk.{layer}.{suffix}");
+        add(gguf("attn_norm.weight"), hf("input_layernorm.weight"));
+        add(gguf("ffn_norm.weight"), hf("post_attention_layernorm.weight"));
+        let (q, k) = (hf("self_attn.q_proj.weight"), hf("self_attn.k_proj.weight"));
+        if permute {
+            add(gguf("attn_q.weight"), &permute_for_gguf(q, config.num_heads));
+            add(gguf("attn_k.weight"), &permute_for_gguf(k, config.num_kv_heads));
+        } else {
+            add(gguf("attn_q.weight"), q);
+            add(gguf("attn_k.weight"), k);
+            add(gguf("attn_q.bias"), hf("self_attn.q_proj.bias"));
+            add(gguf("attn_k.bias"), hf("self_attn.k_proj.bias"));
+            add(gguf("attn_v.bias"), hf("self_attn.v_proj.bias"));
+        }
+        add(gguf("attn_v.weight"), hf("self_attn.v_proj.weight"));
+        add(gguf("attn_output.weight"), hf("self_attn.o_proj.weight"));
+        add(gguf("ffn_gate.weight"), hf("mlp.gate_proj.weight"));
+        add(gguf("ffn_up.weight"), hf("mlp.up_proj.weight"));
+        add(gguf("ffn_down.weight"), hf("mlp.down_proj.weight"));
+    }
+
+    let (tokens, merges) = vocabulary();
+    let strings = |items: Vec<String>| Value::Array(items.into_iter().map(Value::String).collect());
+    let token_types =
+        Value::Array((0..tokens.len()).map(|id| Value::I32(if id < SPECIAL_TOKENS.len() { 3 } else { 1 })).collect());
+    let key = |suffix: &str| format!("{arch}.{suffix}");
+    let metadata: Vec<(String, Value)> = vec![
+        ("general.architecture".into(), Value::String(arch.into())),
+        (key("embedding_length"), Value::U32(config.hidden_size as u32)),
+        (key("feed_forward_length"), Value::U32(config.intermediate_size as u32)),
+        (key("block_count"), Value::U32(config.num_layers as u32)),
+        (key("attention.head_count"), Value::U32(config.num_heads as u32)),
+        (key("attention.head_count_kv"), Value::U32(config.num_kv_heads as u32)),
+        (key("attention.layer_norm_rms_epsilon"), Value::F32(config.rms_norm_eps as f32)),
+        (key("rope.freq_base"), Value::F32(config.rope_theta as f32)),
+        (key("context_length"), Value::U32(config.context_length as u32)),
+        ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
+        ("tokenizer.ggml.pre".into(), Value::String("default".into())),
+        ("tokenizer.ggml.tokens".into(), strings(tokens)),
+        ("tokenizer.ggml.token_type".into(), token_types),
+        ("tokenizer.ggml.merges".into(), strings(merges.into_iter().map(|(a, b)| format!("{a} {b}")).collect())),
+        ("tokenizer.ggml.eos_token_id".into(), Value::U32(1)),
+        ("tokenizer.chat_template".into(), Value::String(CHATML_TEMPLATE.into())),
+    ];
+    let metadata_refs: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut file = std::fs::File::create(path).unwrap();
+    gguf_file::write(&mut file, &metadata_refs, &tensor_refs).unwrap();
+}
+
+fn last_logits(loaded: &LoadedModel, tokens: &[u32]) -> Vec<f32> {
+    let model = &loaded.model;
+    let output = model.forward(None, &[SequenceInput { tokens, branch_tokens: &[] }], false).unwrap();
+    model.logits(&output.hidden).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap()
+}
+
+fn reference_logits(config: &ModelConfig, weights: &VarMap, tokens: &[u32]) -> Vec<f32> {
+    let builder = candle_nn::VarBuilder::from_varmap(weights, candle_core::DType::F32, &Device::Cpu);
+    let model = culturespa_engine::LlamaModel::new(config.clone(), builder).unwrap();
+    let output = model.forward(None, &[SequenceInput { tokens, branch_tokens: &[] }], false).unwrap();
+    model.logits(&output.hidden).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap()
+}
+
+/// Loads both formats of `architecture` and checks them against the in-memory model.
+fn check_round_trip(architecture: Architecture) {
+    let config = config(architecture);
+    let weights = random_weights(&config);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("hf");
+    std::fs::create_dir(&folder).unwrap();
+    write_hugging_face_folder(&folder, &config, &weights);
+    let gguf_path = dir.path().join("tiny.gguf");
+    write_gguf(&gguf_path, &config, &weights);
+
+    let text = "<|im_start|>user\nPick 1 or 2: ab 12<|im_end|>\n<|im_start|>assistant\n";
+    for path in [folder.as_path(), gguf_path.as_path()] {
+        let loaded = load_model(path, DeviceKind::Cpu).unwrap();
+        assert_eq!(loaded.model.config().architecture, architecture);
+        assert_eq!(loaded.model.config().context_length, CONTEXT);
+        let tokens = loaded.tokenizer.encode(text).unwrap();
+        assert_eq!(tokens[0], 0, "<|im_start|> is special: {path:?}");
+        let merged = loaded.tokenizer.token_id("ab").unwrap();
+        assert!(tokens.contains(&merged), "the merge applies: {tokens:?}");
+        assert_eq!(loaded.tokenizer.decode(&tokens, false).unwrap(), text);
+        let expected = reference_logits(&config, &weights, &tokens);
+        let actual = last_logits(&loaded, &tokens);
+        let worst = expected.iter().zip(&actual).map(|(e, a)| (e - a).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "{path:?}: largest logit difference {worst}");
+
+        let rendered = loaded.chat_template().unwrap().render_exchange("S", "U").unwrap();
+        assert_eq!(rendered, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n");
+        let scorer = Scorer::new(&loaded.model, &loaded.tokenizer, BatchLimits::default()).unwrap();
+        let prompt = ScorePrompt { id: "p".into(), text: rendered, choices: vec!["1".into(), "2".into(), "10".into()] };
+        let prepared = scorer.prepare(&loaded.tokenizer, CONTEXT, &prompt).unwrap();
+        let (scores, _) = scorer.score_batch(&loaded.model, &mut PrefixCache::default(), &[prepared], 0).unwrap();
+        assert!((scores[0].probs.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn a_llama_gguf_and_folder_load_to_the_same_model() {
+    check_round_trip(Architecture::Llama);
+}
+
+#[test]
+fn a_qwen2_gguf_and_folder_load_to_the_same_model() {
+    check_round_trip(Architecture::Qwen2);
+}
