@@ -1,6 +1,7 @@
 use shared::{Answer, PromptVariant};
 
-use super::{from_json, to_json, Store, StoreError, StoreTransaction};
+use super::run_answers::StoredAnswer;
+use super::{to_json, Store, StoreError, StoreTransaction};
 
 /// An answer to store; the run is given separately.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,17 +17,6 @@ pub struct NewAnswer {
 
 pub(super) fn variant_text(variant: PromptVariant) -> String {
     to_json(&variant).trim_matches('"').to_string()
-}
-
-#[derive(sqlx::FromRow)]
-struct AnswerRow {
-    run_id: i64,
-    question_id: String,
-    country_code: Option<String>,
-    variant: String,
-    raw_reply: Option<String>,
-    parsed_code: Option<i64>,
-    distribution_json: Option<String>,
 }
 
 impl Store {
@@ -46,7 +36,7 @@ impl Store {
         question_set: &str,
         question_id: &str,
     ) -> Result<Vec<Answer>, StoreError> {
-        let rows: Vec<AnswerRow> = sqlx::query_as(
+        let rows: Vec<StoredAnswer> = sqlx::query_as(
             "SELECT run_id, question_id, country_code, variant, raw_reply, parsed_code, distribution_json
              FROM answers WHERE run_id = ? AND question_set = ? AND question_id = ?
              ORDER BY country_code IS NOT NULL, country_code, variant",
@@ -56,22 +46,7 @@ impl Store {
         .bind(question_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(Answer {
-                    run_id: row.run_id,
-                    question_id: row.question_id,
-                    country_code: row.country_code,
-                    variant: from_json("answers", "variant", &format!("\"{}\"", row.variant))?,
-                    raw_reply: row.raw_reply,
-                    parsed_code: row.parsed_code.map(|code| code as u32),
-                    distribution: row
-                        .distribution_json
-                        .map(|json| from_json("answers", "distribution_json", &json))
-                        .transpose()?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(StoredAnswer::into_answer).collect()
     }
 
     /// Collects the run's culture-related instances (see [`StoreTransaction::collect_instances`]).

@@ -3,7 +3,8 @@
 use shared::PromptVariant;
 
 use super::answers::variant_text;
-use super::{from_json, Store, StoreError};
+use super::run_answers::parse_variant;
+use super::{Store, StoreError};
 
 /// Identifies one answer of a run: (question, culture, variant).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -25,12 +26,7 @@ impl Store {
         .await?;
         rows.into_iter()
             .map(|(question_set, question_id, country_code, variant)| {
-                Ok(AnswerKey {
-                    question_set,
-                    question_id,
-                    country_code,
-                    variant: from_json("answers", "variant", &format!("\"{variant}\""))?,
-                })
+                Ok(AnswerKey { question_set, question_id, country_code, variant: parse_variant(&variant)? })
             })
             .collect()
     }

@@ -6,8 +6,9 @@ use shared::{Answer, PromptVariant};
 use super::answers::variant_text;
 use super::{from_json, Store, StoreError};
 
+/// An answer row as stored.
 #[derive(sqlx::FromRow)]
-struct StoredAnswer {
+pub(super) struct StoredAnswer {
     run_id: i64,
     question_id: String,
     country_code: Option<String>,
@@ -17,12 +18,12 @@ struct StoredAnswer {
     distribution_json: Option<String>,
 }
 
-fn parse_variant(text: &str) -> Result<PromptVariant, StoreError> {
+pub(super) fn parse_variant(text: &str) -> Result<PromptVariant, StoreError> {
     from_json("answers", "variant", &format!("\"{text}\""))
 }
 
 impl StoredAnswer {
-    fn into_answer(self) -> Result<Answer, StoreError> {
+    pub(super) fn into_answer(self) -> Result<Answer, StoreError> {
         Ok(Answer {
             run_id: self.run_id,
             question_id: self.question_id,
