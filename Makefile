@@ -11,7 +11,7 @@ ADDR ?= 127.0.0.1:8080
 DATA_DIR ?= var
 # The server binary `make run` starts is built for this machine's CPU (about 4x faster prefill);
 # it gets a target dir of its own so that it never invalidates the test builds.
-NATIVE_TARGET_DIR ?= target/native
+NATIVE_TARGET_DIR ?= target-native
 
 .PHONY: run setup setup-test frontend backend-native test fmt-check clippy rust-tests wasm browser-tests clean
 
