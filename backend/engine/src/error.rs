@@ -63,6 +63,12 @@ pub enum EngineError {
     EngineStopped,
     #[error("the CUDA device is unavailable: {0} (build with --features cuda on a machine with a GPU)")]
     CudaUnavailable(String),
+    #[error("invalid LoRA adapter{}: {reason}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    InvalidAdapter { path: Option<PathBuf>, reason: String },
+    #[error("{}:{line}: {reason}", path.display())]
+    InvalidTrainingData { path: PathBuf, line: usize, reason: String },
+    #[error("invalid training settings: {0}")]
+    InvalidTraining(String),
     #[error("tensor computation: {0}")]
     Candle(#[from] candle_core::Error),
 }

@@ -58,20 +58,92 @@ pub struct ForwardOutput {
     pub cache: Option<KvCache>,
 }
 
-/// A linear layer `y = x Wᵀ + b` with `W: [out, in]`.
+/// A linear layer `y = x Wᵀ + b` with `W: [out, in]`, plus an unmerged low-rank update when an
+/// adapter is applied.
 #[derive(Debug, Clone)]
 pub(super) struct Projection {
     pub(super) weight: Tensor,
     pub(super) bias: Option<Tensor>,
+    pub(super) lora: Option<ProjectionLora>,
 }
 
 impl Projection {
+    pub(super) fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Projection { weight, bias, lora: None }
+    }
+
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
         let output = input.matmul(&self.weight.t()?)?;
-        Ok(match &self.bias {
+        let output = match &self.bias {
             Some(bias) => output.broadcast_add(bias)?,
             None => output,
-        })
+        };
+        match &self.lora {
+            Some(lora) => Ok((output + lora.delta(input)?)?),
+            None => Ok(output),
+        }
+    }
+}
+
+/// The low-rank updates of a (possibly fused) projection: one part per stacked module, in the
+/// order of the stacked rows; a module without an update contributes zeros.
+#[derive(Debug, Clone)]
+pub(super) struct ProjectionLora {
+    pub(super) parts: Vec<(usize, Option<LowRankUpdate>)>,
+}
+
+/// `Δy = scale · dropout(x) Aᵀ Bᵀ` with `A: [rank, in]`, `B: [out, rank]` (PEFT's lora_A / lora_B).
+#[derive(Debug, Clone)]
+pub(super) struct LowRankUpdate {
+    pub(super) a: Tensor,
+    pub(super) b: Tensor,
+    pub(super) scale: f64,
+    /// Inverted dropout on the input while training; `None` at inference.
+    pub(super) dropout: Option<LoraDropout>,
+}
+
+/// A dropout probability and the seeded generator its masks come from (shared by the updates of
+/// one forward pass, drawn in layer order, so a training step is reproducible).
+#[derive(Debug, Clone)]
+pub(super) struct LoraDropout {
+    pub(super) probability: f64,
+    pub(super) rng: std::sync::Arc<std::sync::Mutex<super::sampling::SeededRng>>,
+}
+
+impl LowRankUpdate {
+    fn delta(&self, input: &Tensor) -> Result<Tensor> {
+        // The adapter may be kept in f32 while the base runs in bf16 (CUDA).
+        let x = input.to_dtype(self.a.dtype())?;
+        let x = match &self.dropout {
+            Some(dropout) => {
+                let keep = 1.0 - dropout.probability;
+                let (rows, width) = x.dims2()?;
+                let mut rng = dropout.rng.lock().map_err(|_| EngineError::WorkerPanicked)?;
+                let mask: Vec<f32> =
+                    (0..rows * width).map(|_| if rng.next_unit() < keep { (1.0 / keep) as f32 } else { 0.0 }).collect();
+                drop(rng);
+                let mask = Tensor::from_vec(mask, (rows, width), x.device())?.to_dtype(x.dtype())?;
+                (x * mask)?
+            }
+            None => x,
+        };
+        let delta = (x.matmul(&self.a.t()?)?.matmul(&self.b.t()?)? * self.scale)?;
+        Ok(delta.to_dtype(input.dtype())?)
+    }
+}
+
+impl ProjectionLora {
+    fn delta(&self, input: &Tensor) -> Result<Tensor> {
+        let rows = input.dim(0)?;
+        let parts = self
+            .parts
+            .iter()
+            .map(|(width, update)| match update {
+                Some(update) => update.delta(input),
+                None => Ok(Tensor::zeros((rows, *width), input.dtype(), input.device())?),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(if parts.len() == 1 { parts.into_iter().next().expect("one part") } else { Tensor::cat(&parts, 1)? })
     }
 }
 
@@ -190,6 +262,8 @@ struct BlockPass<'a> {
     cos: &'a Tensor,
     sin: &'a Tensor,
     keep_cache: bool,
+    /// Use operations that have gradients (training); the fused candle ops have none.
+    differentiable: bool,
 }
 
 /// Index tensors and the attention mask of one batch, shared by every layer.
@@ -243,17 +317,11 @@ impl LlamaModel {
             let up = get(&[config.intermediate_size, hidden], &name("mlp.up_proj.weight"))?;
             blocks.push(DecoderBlock {
                 attention_norm: get(&[hidden], &name("input_layernorm.weight"))?,
-                qkv: Projection { weight: Tensor::cat(&[q, k, v], 0)?, bias: qkv_bias },
-                attention_output: Projection {
-                    weight: get(&[hidden, q_rows], &name("self_attn.o_proj.weight"))?,
-                    bias: None,
-                },
+                qkv: Projection::new(Tensor::cat(&[q, k, v], 0)?, qkv_bias),
+                attention_output: Projection::new(get(&[hidden, q_rows], &name("self_attn.o_proj.weight"))?, None),
                 mlp_norm: get(&[hidden], &name("post_attention_layernorm.weight"))?,
-                gate_up: Projection { weight: Tensor::cat(&[gate, up], 0)?, bias: None },
-                down: Projection {
-                    weight: get(&[hidden, config.intermediate_size], &name("mlp.down_proj.weight"))?,
-                    bias: None,
-                },
+                gate_up: Projection::new(Tensor::cat(&[gate, up], 0)?, None),
+                down: Projection::new(get(&[hidden, config.intermediate_size], &name("mlp.down_proj.weight"))?, None),
             });
         }
         let final_norm = get(&[hidden], "model.norm.weight")?;
@@ -303,6 +371,13 @@ impl LlamaModel {
         Ok(hidden.matmul(&self.lm_head.t()?)?.to_dtype(DType::F32)?)
     }
 
+    /// Logits over the whole vocabulary in the model's own precision (f32 for bf16 models): the
+    /// training loss, where f64 models (gradient checks) must stay f64.
+    pub fn logits_for_loss(&self, hidden: &Tensor) -> Result<Tensor> {
+        let logits = hidden.matmul(&self.lm_head.t()?)?;
+        Ok(if self.dtype == DType::F64 { logits } else { logits.to_dtype(DType::F32)? })
+    }
+
     /// Logits over the tokens whose head rows are given, `[rows, tokens]`, in f32.
     pub fn logits_for(&self, hidden: &Tensor, head_rows: &Tensor) -> Result<Tensor> {
         Ok(hidden.matmul(&head_rows.t()?)?.to_dtype(DType::F32)?)
@@ -324,12 +399,54 @@ impl LlamaModel {
         if self.cpu_kernels {
             return self.forward_cpu(past, &packing, keep_cache);
         }
-        let layout = self.layout(past_len, &packing)?;
+        self.forward_generic(past, &packing, keep_cache, false)
+    }
+
+    /// The training forward pass: each sequence from its first token, with operations that
+    /// have gradients; returns the final hidden states of the rows at `rows[i]` (positions within
+    /// sequence `i`), all sequences' rows in order.
+    pub fn forward_rows(&self, sequences: &[&[u32]], rows: &[Vec<usize>]) -> Result<Tensor> {
+        if sequences.len() != rows.len() {
+            return Err(EngineError::InvalidBatch(format!(
+                "{} sequences but rows for {}",
+                sequences.len(),
+                rows.len()
+            )));
+        }
+        let inputs: Vec<SequenceInput> =
+            sequences.iter().map(|tokens| SequenceInput { tokens, branch_tokens: &[] }).collect();
+        let mut packing = Packing::new(0, &inputs, &self.config)?;
+        let mut output_rows = Vec::new();
+        for (span, wanted) in packing.spans.iter().zip(rows) {
+            if let Some(row) = wanted.iter().find(|&&row| row >= span.main_len) {
+                return Err(EngineError::InvalidBatch(format!(
+                    "row {row} is outside a sequence of {} tokens",
+                    span.main_len
+                )));
+            }
+            output_rows.extend(wanted.iter().map(|row| (span.start + row) as u32));
+        }
+        if output_rows.is_empty() {
+            return Err(EngineError::InvalidBatch("no output rows".into()));
+        }
+        packing.output_rows = output_rows;
+        Ok(self.forward_generic(None, &packing, false, true)?.hidden)
+    }
+
+    fn forward_generic(
+        &self,
+        past: Option<&KvCache>,
+        packing: &Packing,
+        keep_cache: bool,
+        differentiable: bool,
+    ) -> Result<ForwardOutput> {
+        let past_len = past.map_or(0, KvCache::len);
+        let layout = self.layout(past_len, packing)?;
         let cos = self.rotary.cos.index_select(&layout.positions, 0)?;
         let sin = self.rotary.sin.index_select(&layout.positions, 0)?;
         let mut hidden = self.embeddings.index_select(&layout.tokens, 0)?;
         let mut new_layers = Vec::with_capacity(if keep_cache { self.blocks.len() } else { 0 });
-        let pass = BlockPass { layout: &layout, cos: &cos, sin: &sin, keep_cache };
+        let pass = BlockPass { layout: &layout, cos: &cos, sin: &sin, keep_cache, differentiable };
         for (index, block) in self.blocks.iter().enumerate() {
             let past_layer = past.map(|cache| &cache.layers[index]);
             let is_last = index + 1 == self.blocks.len();
@@ -337,7 +454,7 @@ impl LlamaModel {
             hidden = next;
             new_layers.extend(layer_cache);
         }
-        let hidden = candle_nn::ops::rms_norm(&hidden, &self.final_norm, self.config.rms_norm_eps as f32)?;
+        let hidden = rms_norm(&hidden, &self.final_norm, self.config.rms_norm_eps as f32, differentiable)?;
         let cache = keep_cache.then(|| KvCache { layers: new_layers, len: past_len + layout.total_rows });
         Ok(ForwardOutput { hidden, cache })
     }
@@ -350,19 +467,19 @@ impl LlamaModel {
         pass: &BlockPass,
         is_last: bool,
     ) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
-        let BlockPass { layout, cos, sin, keep_cache } = *pass;
+        let BlockPass { layout, cos, sin, keep_cache, differentiable } = *pass;
         let config = &self.config;
         let (heads, kv_heads, head_dim) = (config.num_heads, config.num_kv_heads, config.head_dim);
         let group = config.group_size();
         let (sequences, padded_len, rows) = (layout.sequences, layout.padded_len, layout.total_rows);
         let eps = config.rms_norm_eps as f32;
 
-        let normed = candle_nn::ops::rms_norm(hidden, &block.attention_norm, eps)?;
+        let normed = rms_norm(hidden, &block.attention_norm, eps, differentiable)?;
         let qkv = block.qkv.forward(&normed)?;
         let rotate = |start: usize, count: usize| -> Result<Tensor> {
             let part =
                 qkv.narrow(1, start * head_dim, count * head_dim)?.contiguous()?.reshape((1, rows, count, head_dim))?;
-            Ok(candle_nn::rotary_emb::rope_thd(&part, cos, sin)?.reshape((rows, count * head_dim))?)
+            Ok(rope_thd(&part, cos, sin, differentiable)?.reshape((rows, count * head_dim))?)
         };
         let queries = rotate(0, heads)?;
         let keys = rotate(heads, kv_heads)?;
@@ -394,7 +511,11 @@ impl LlamaModel {
             None => (new_keys.contiguous()?, new_values.contiguous()?),
         };
         let scores = queries.matmul(&all_keys.t()?)?.broadcast_add(&layout.mask)?;
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let weights = if differentiable {
+            candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        };
         let attended = weights
             .matmul(&all_values)?
             .reshape((sequences, kv_heads, padded_len, group, head_dim))?
@@ -410,7 +531,7 @@ impl LlamaModel {
             (attended, hidden.clone())
         };
         let hidden = (residual + block.attention_output.forward(&attended)?)?;
-        let normed = candle_nn::ops::rms_norm(&hidden, &block.mlp_norm, eps)?;
+        let normed = rms_norm(&hidden, &block.mlp_norm, eps, differentiable)?;
         let gate_up = block.gate_up.forward(&normed)?;
         let intermediate = config.intermediate_size;
         let activated =
@@ -473,6 +594,31 @@ impl LlamaModel {
             total_rows: packing.tokens.len(),
         })
     }
+}
+
+/// RMS normalisation; candle's fused op has no gradient, its composed form has.
+fn rms_norm(input: &Tensor, weight: &Tensor, eps: f32, differentiable: bool) -> Result<Tensor> {
+    Ok(if differentiable {
+        candle_nn::ops::rms_norm_slow(input, weight, eps)?
+    } else {
+        candle_nn::ops::rms_norm(input, weight, eps)?
+    })
+}
+
+/// Rotary embedding of `[1, rows, heads, head_dim]` (halves rotated, the Hugging Face layout) with
+/// per-row tables `[rows, head_dim / 2]`; the composed form has gradients.
+fn rope_thd(input: &Tensor, cos: &Tensor, sin: &Tensor, differentiable: bool) -> Result<Tensor> {
+    if !differentiable {
+        return Ok(candle_nn::rotary_emb::rope_thd(input, cos, sin)?);
+    }
+    let (_, rows, _, head_dim) = input.dims4()?;
+    let half = head_dim / 2;
+    let full =
+        |table: &Tensor| -> Result<Tensor> { Ok(Tensor::cat(&[table, table], 1)?.reshape((1, rows, 1, head_dim))?) };
+    let first = input.narrow(3, 0, half)?;
+    let second = input.narrow(3, half, half)?;
+    let rotated = Tensor::cat(&[&second.neg()?, &first], 3)?;
+    Ok((input.broadcast_mul(&full(cos)?)? + rotated.broadcast_mul(&full(sin)?)?)?)
 }
 
 /// Log of the softmax normaliser of each row of `logits` (`[rows, vocab]`), in f64.
