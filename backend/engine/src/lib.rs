@@ -37,4 +37,7 @@ pub use sampling::{parse_answer, FinishReason, Generation, GenerationPrompt, Sam
 pub use scoring::{OptionScores, ScorePrompt, Scorer};
 pub use tokenizer::TextTokenizer;
 pub use train::{train, TrainingExample, TrainingOutcome, TrainingProgress, TrainingSettings};
-pub use worker::{CancelToken, Engine, EngineOptions, Job, ModelInfo, ScoreOutcome, ScoreProgress};
+pub use worker::{
+    AdapterChoice, AdapterInfo, CancelToken, Engine, EngineOptions, Job, ModelInfo, ScoreOutcome, ScoreProgress,
+    TrainingRequest,
+};

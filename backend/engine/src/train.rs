@@ -152,12 +152,17 @@ struct MessageLine {
 /// `messages` records. A broken record is an error naming its line (or index in an array).
 pub fn read_sft_file(path: &Path) -> Result<Vec<SftRecord>> {
     let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
+    parse_sft_text(&text, path)
+}
+
+/// As [`read_sft_file`] for text already in memory; `path` names it in errors.
+pub fn parse_sft_text(text: &str, path: &Path) -> Result<Vec<SftRecord>> {
     let broken =
         |line: usize, reason: String| EngineError::InvalidTrainingData { path: path.to_path_buf(), line, reason };
     let mut records = Vec::new();
     if text.trim_start().starts_with('[') {
         let values: Vec<serde_json::Value> =
-            serde_json::from_str(&text).map_err(|e| broken(e.line(), format!("not a JSON array of records: {e}")))?;
+            serde_json::from_str(text).map_err(|e| broken(e.line(), format!("not a JSON array of records: {e}")))?;
         for (index, value) in values.into_iter().enumerate() {
             let id = format!("{}[{index}]", path.display());
             records.push(parse_record(value, id).map_err(|reason| broken(0, format!("record {index}: {reason}")))?);

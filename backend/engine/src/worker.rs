@@ -1,6 +1,7 @@
 //! The engine thread: it owns the model and serves requests from a channel one at a time, so a
 //! server stays responsive while it computes; jobs report progress and can be cancelled.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -14,8 +15,11 @@ use super::chat_template::ChatTemplate;
 use super::config::ModelConfig;
 use super::error::{EngineError, Result};
 use super::loader::{load_model, DeviceKind, LoadedModel};
+use super::lora::LoraAdapter;
+use super::model::LlamaModel;
 use super::sampling::{generate, Generation, GenerationPrompt, SamplingParams};
 use super::scoring::{OptionScores, ScoreCounters, ScorePrompt, Scorer};
+use super::train::{prepare_example, train, SftRecord, TrainingOutcome, TrainingProgress, TrainingSettings};
 
 /// How to start an engine.
 #[derive(Debug, Clone)]
@@ -86,11 +90,38 @@ pub struct GenerationOutcome {
 }
 
 pub type ScoreProgressFn = Box<dyn FnMut(ScoreProgress) + Send>;
+pub type TrainingProgressFn = Box<dyn FnMut(TrainingProgress) + Send>;
+
+/// Which loaded adapter a job answers with, and how: merged into a copy of the weights (fast,
+/// the fused CPU kernels apply) or unmerged beside them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AdapterChoice {
+    pub name: String,
+    pub merged: bool,
+}
+
+/// What a loaded adapter is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdapterInfo {
+    pub name: String,
+    pub rank: usize,
+    pub alpha: f64,
+    pub target_modules: Vec<String>,
+}
+
+/// A training job: SFT records, how to train, where the adapter goes.
+#[derive(Debug, Clone)]
+pub struct TrainingRequest {
+    pub records: Vec<SftRecord>,
+    pub settings: TrainingSettings,
+    pub out_dir: PathBuf,
+}
 pub type GenerationProgressFn = Box<dyn FnMut(GenerationProgress) + Send>;
 
 enum Request {
     Score {
         prompts: Vec<ScorePrompt>,
+        adapter: Option<AdapterChoice>,
         on_progress: ScoreProgressFn,
         cancel: CancelToken,
         reply: mpsc::Sender<Result<ScoreOutcome>>,
@@ -98,9 +129,21 @@ enum Request {
     Generate {
         prompts: Vec<GenerationPrompt>,
         params: SamplingParams,
+        adapter: Option<AdapterChoice>,
         on_progress: GenerationProgressFn,
         cancel: CancelToken,
         reply: mpsc::Sender<Result<GenerationOutcome>>,
+    },
+    LoadAdapter {
+        name: String,
+        path: PathBuf,
+        reply: mpsc::Sender<Result<AdapterInfo>>,
+    },
+    Train {
+        request: TrainingRequest,
+        on_progress: TrainingProgressFn,
+        cancel: CancelToken,
+        reply: mpsc::Sender<Result<TrainingOutcome>>,
     },
 }
 
@@ -207,8 +250,42 @@ impl Engine {
         cancel: CancelToken,
         on_progress: impl FnMut(ScoreProgress) + Send + 'static,
     ) -> Result<Job<ScoreOutcome>> {
+        self.score_with_adapter(prompts, None, cancel, on_progress)
+    }
+
+    /// As [`Engine::score_cancellable`], answering with a loaded adapter.
+    pub fn score_with_adapter(
+        &self,
+        prompts: Vec<ScorePrompt>,
+        adapter: Option<AdapterChoice>,
+        cancel: CancelToken,
+        on_progress: impl FnMut(ScoreProgress) + Send + 'static,
+    ) -> Result<Job<ScoreOutcome>> {
         let (reply, result) = mpsc::channel();
-        self.send(Request::Score { prompts, on_progress: Box::new(on_progress), cancel: cancel.clone(), reply })?;
+        let on_progress = Box::new(on_progress);
+        self.send(Request::Score { prompts, adapter, on_progress, cancel: cancel.clone(), reply })?;
+        Ok(Job { result, cancel })
+    }
+
+    /// Loads (or reloads) a PEFT adapter folder under `name`; several can be held at once and a
+    /// job names the one it answers with. Fails when the adapter does not fit the model.
+    pub fn load_adapter(&self, name: impl Into<String>, path: impl Into<PathBuf>) -> Result<AdapterInfo> {
+        let (reply, result) = mpsc::channel();
+        self.send(Request::LoadAdapter { name: name.into(), path: path.into(), reply })?;
+        result.recv().map_err(|_| EngineError::EngineStopped)?
+    }
+
+    /// Trains a LoRA adapter on the engine's model (see [`crate::train::train`]); `on_progress`
+    /// runs on the engine thread after every optimizer step.
+    pub fn train(
+        &self,
+        request: TrainingRequest,
+        cancel: CancelToken,
+        on_progress: impl FnMut(TrainingProgress) + Send + 'static,
+    ) -> Result<Job<TrainingOutcome>> {
+        request.settings.validate()?;
+        let (reply, result) = mpsc::channel();
+        self.send(Request::Train { request, on_progress: Box::new(on_progress), cancel: cancel.clone(), reply })?;
         Ok(Job { result, cancel })
     }
 
@@ -230,11 +307,24 @@ impl Engine {
         cancel: CancelToken,
         on_progress: impl FnMut(GenerationProgress) + Send + 'static,
     ) -> Result<Job<GenerationOutcome>> {
+        self.generate_with_adapter(prompts, params, None, cancel, on_progress)
+    }
+
+    /// As [`Engine::generate_cancellable`], answering with a loaded adapter.
+    pub fn generate_with_adapter(
+        &self,
+        prompts: Vec<GenerationPrompt>,
+        params: SamplingParams,
+        adapter: Option<AdapterChoice>,
+        cancel: CancelToken,
+        on_progress: impl FnMut(GenerationProgress) + Send + 'static,
+    ) -> Result<Job<GenerationOutcome>> {
         params.validate()?;
         let (reply, result) = mpsc::channel();
         self.send(Request::Generate {
             prompts,
             params,
+            adapter,
             on_progress: Box::new(on_progress),
             cancel: cancel.clone(),
             reply,
@@ -263,6 +353,10 @@ struct Worker {
     loaded: LoadedModel,
     scorer: Scorer,
     prefix_cache: PrefixCache,
+    adapters: HashMap<String, LoraAdapter>,
+    /// The model of the last adapter used (merging costs a copy of the projections, so it is
+    /// kept while consecutive jobs use the same adapter).
+    adapted: Option<(AdapterChoice, LlamaModel)>,
 }
 
 impl Worker {
@@ -273,20 +367,99 @@ impl Worker {
             config: loaded.model.config().clone(),
             chat_template: loaded.chat_template.clone().map(Arc::new),
         };
-        Ok((Worker { loaded, scorer, prefix_cache: PrefixCache::default() }, info))
+        let worker =
+            Worker { loaded, scorer, prefix_cache: PrefixCache::default(), adapters: HashMap::new(), adapted: None };
+        Ok((worker, info))
     }
 
     fn serve(mut self, inbox: mpsc::Receiver<Request>) {
         while let Ok(request) = inbox.recv() {
             match request {
-                Request::Score { prompts, on_progress, cancel, reply } => {
-                    let _ = reply.send(self.score(&prompts, on_progress, &cancel));
+                Request::Score { prompts, adapter, on_progress, cancel, reply } => {
+                    let result =
+                        self.select_adapter(adapter.as_ref()).and_then(|()| self.score(&prompts, on_progress, &cancel));
+                    let _ = reply.send(result);
                 }
-                Request::Generate { prompts, params, on_progress, cancel, reply } => {
-                    let _ = reply.send(self.generate(&prompts, &params, on_progress, &cancel));
+                Request::Generate { prompts, params, adapter, on_progress, cancel, reply } => {
+                    let result = self
+                        .select_adapter(adapter.as_ref())
+                        .and_then(|()| self.generate(&prompts, &params, on_progress, &cancel));
+                    let _ = reply.send(result);
+                }
+                Request::LoadAdapter { name, path, reply } => {
+                    let _ = reply.send(self.load_adapter(name, &path));
+                }
+                Request::Train { request, on_progress, cancel, reply } => {
+                    let _ = reply.send(self.train(request, on_progress, &cancel));
                 }
             }
         }
+    }
+
+    /// Makes `adapter` (or the base model) the one the next job runs.
+    fn select_adapter(&mut self, adapter: Option<&AdapterChoice>) -> Result<()> {
+        let Some(choice) = adapter else {
+            self.adapted = None;
+            return Ok(());
+        };
+        if self.adapted.as_ref().is_some_and(|(current, _)| current == choice) {
+            return Ok(());
+        }
+        self.adapted = None; // free the previous copy before building the next
+        let weights = self.adapters.get(&choice.name).ok_or_else(|| EngineError::InvalidAdapter {
+            path: None,
+            reason: format!("no adapter named {:?} is loaded", choice.name),
+        })?;
+        let model = if choice.merged {
+            self.loaded.model.merged_with(weights)?
+        } else {
+            self.loaded.model.with_adapter(weights)?
+        };
+        self.adapted = Some((choice.clone(), model));
+        Ok(())
+    }
+
+    fn load_adapter(&mut self, name: String, path: &std::path::Path) -> Result<AdapterInfo> {
+        let adapter = LoraAdapter::load(path, self.loaded.model.device())?;
+        adapter.check_fits(&self.loaded.model, Some(path))?;
+        let info = AdapterInfo {
+            name: name.clone(),
+            rank: adapter.settings.rank,
+            alpha: adapter.settings.alpha,
+            target_modules: adapter.settings.target_modules.clone(),
+        };
+        // A reloaded adapter may have changed on disk: drop the copy built from the old one.
+        if self.adapted.as_ref().is_some_and(|(current, _)| current.name == name) {
+            self.adapted = None;
+        }
+        self.adapters.insert(name, adapter);
+        Ok(info)
+    }
+
+    fn train(
+        &mut self,
+        request: TrainingRequest,
+        mut on_progress: TrainingProgressFn,
+        cancel: &CancelToken,
+    ) -> Result<TrainingOutcome> {
+        self.adapted = None; // the training copies hold their own adapter; free memory first
+        let template = self.loaded.chat_template()?;
+        let context = self.loaded.model.config().context_length;
+        let examples = request
+            .records
+            .iter()
+            .map(|record| prepare_example(record, template, &self.loaded.tokenizer, context))
+            .collect::<Result<Vec<_>>>()?;
+        let base_model = Some(self.loaded.source.display().to_string());
+        train(
+            &self.loaded.model,
+            &examples,
+            &request.settings,
+            &request.out_dir,
+            base_model,
+            |progress| on_progress(progress.clone()),
+            || cancel.is_cancelled(),
+        )
     }
 
     fn score(
@@ -306,8 +479,9 @@ impl Worker {
             .collect::<Result<Vec<_>>>()?;
         let total = prompts.len();
         let mut scores = Vec::with_capacity(total);
+        let model = self.adapted.as_ref().map_or(&self.loaded.model, |(_, model)| model);
         let counters = self.scorer.score_all(
-            &self.loaded.model,
+            model,
             &mut self.prefix_cache,
             &prepared,
             || cancel.is_cancelled(),
@@ -352,10 +526,10 @@ impl Worker {
         let mut generations = Vec::with_capacity(prompts.len());
         let mut tokens_evaluated = 0;
         for (index, tokens) in tokenized.iter().enumerate() {
-            let result =
-                generate(&self.loaded.model, &self.loaded.tokenizer, &mut self.prefix_cache, tokens, params, || {
-                    cancel.is_cancelled()
-                });
+            let model = self.adapted.as_ref().map_or(&self.loaded.model, |(_, model)| model);
+            let result = generate(model, &self.loaded.tokenizer, &mut self.prefix_cache, tokens, params, || {
+                cancel.is_cancelled()
+            });
             let (generation, evaluated) = result.inspect_err(|_| self.prefix_cache.clear())?;
             tokens_evaluated += evaluated;
             on_progress(GenerationProgress {

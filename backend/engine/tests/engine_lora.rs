@@ -264,7 +264,7 @@ fn our_adamw_takes_the_same_steps_as_candles() {
         let target = Tensor::new(&[[1.0f32, 0.0, -1.0], [step as f32, 1.0, 0.5]], &Device::Cpu).unwrap();
         let loss = |var: &Var| (var.as_tensor() - &target).unwrap().sqr().unwrap().sum_all().unwrap();
         let gradient = loss(&ours).backward().unwrap().get(ours.as_tensor()).unwrap().clone();
-        our_adamw.update(&[ours.clone()], &[gradient], 0.01).unwrap();
+        our_adamw.update(std::slice::from_ref(&ours), &[gradient], 0.01).unwrap();
         candle_adamw.backward_step(&loss(&theirs)).unwrap();
     }
     let a: Vec<f32> = ours.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
