@@ -1,5 +1,6 @@
 //! `culturespa bench score`: the scoring workload of `shared/bench/make_prompts.py`, with the
-//! output formats of the llama.cpp peer (`shared/bench/llamacpp_score.py`).
+//! output formats of the llama.cpp peer (`shared/bench/llamacpp_score.py`); `culturespa bench
+//! train`: LoRA training throughput beside the prefill throughput of the same sequences.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -11,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::batch::BatchLimits;
 use super::error::{EngineError, Result};
 use super::loader::DeviceKind;
+use super::model::SequenceInput;
 use super::scoring::ScorePrompt;
+use super::train::{prepare_example, read_sft_file, train, TrainingSettings};
 use super::worker::{Engine, EngineOptions};
 
 /// Settings of one benchmark run.
@@ -132,4 +135,90 @@ pub fn run_score_bench(options: &ScoreBenchOptions, out: impl Write + Send + 'st
 fn round_to(value: f64, decimals: i32) -> f64 {
     let scale = 10f64.powi(decimals);
     (value * scale).round() / scale
+}
+
+/// Settings of a training benchmark.
+#[derive(Debug, Clone)]
+pub struct TrainBenchOptions {
+    pub model: PathBuf,
+    /// An SFT file (alpaca or messages, JSON lines or a JSON array).
+    pub data: PathBuf,
+    pub steps: usize,
+    pub threads: usize,
+    pub device: DeviceKind,
+    pub settings: TrainingSettings,
+}
+
+/// Training throughput next to the engine's prefill throughput on the same token sequences, in
+/// one process: a forward plus backward pass costs about three forwards.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainBenchSummary {
+    pub examples: usize,
+    pub steps: usize,
+    /// Tokens through forward + backward.
+    pub train_tokens: usize,
+    pub train_seconds: f64,
+    pub train_tokens_per_s: f64,
+    /// The same sequences through the inference forward pass (the fused CPU kernels in release
+    /// builds), batched as the trainer batches them, without prefix sharing.
+    pub prefill_tokens: usize,
+    pub prefill_seconds: f64,
+    pub prefill_tokens_per_s: f64,
+    pub train_to_prefill: f64,
+    pub threads: usize,
+}
+
+/// Runs `steps` optimizer steps on the first examples of the data, after timing the inference
+/// forward pass over the same sequences. The adapter goes to a temporary folder, removed after.
+pub fn run_train_bench(options: &TrainBenchOptions) -> Result<TrainBenchSummary> {
+    let loaded = super::loader::load_model(&options.model, options.device)?;
+    let template = loaded.chat_template()?;
+    let context = loaded.model.config().context_length;
+    let records = read_sft_file(&options.data)?;
+    let needed = options.steps * options.settings.batch_size;
+    let examples = records
+        .iter()
+        .take(needed)
+        .map(|record| prepare_example(record, template, &loaded.tokenizer, context))
+        .collect::<Result<Vec<_>>>()?;
+    let settings = TrainingSettings { max_steps: Some(options.steps), epochs: 1, ..options.settings.clone() };
+
+    let started = Instant::now();
+    let mut prefill_tokens = 0;
+    let order: Vec<usize> = (0..examples.len()).collect();
+    for micro in order.chunks(settings.micro_batch_size) {
+        let sequences: Vec<Vec<u32>> = micro
+            .iter()
+            .map(|&i| {
+                let mut tokens = examples[i].prompt_tokens.clone();
+                tokens.extend_from_slice(&examples[i].target_tokens);
+                tokens.pop();
+                tokens
+            })
+            .collect();
+        let inputs: Vec<SequenceInput> =
+            sequences.iter().map(|tokens| SequenceInput { tokens, branch_tokens: &[] }).collect();
+        loaded.model.forward(None, &inputs, false)?;
+        prefill_tokens += sequences.iter().map(Vec::len).sum::<usize>();
+    }
+    let prefill_seconds = started.elapsed().as_secs_f64();
+
+    let out_dir = std::env::temp_dir().join(format!("culturespa-train-bench-{}", std::process::id()));
+    let outcome = train(&loaded.model, &examples, &settings, &out_dir, None, |_| {}, || false);
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let state = outcome?.state;
+    let train_tokens_per_s = state.tokens_per_second();
+    let prefill_tokens_per_s = prefill_tokens as f64 / prefill_seconds;
+    Ok(TrainBenchSummary {
+        examples: examples.len(),
+        steps: state.step,
+        train_tokens: state.tokens_processed,
+        train_seconds: round_to(state.seconds, 3),
+        train_tokens_per_s: round_to(train_tokens_per_s, 1),
+        prefill_tokens,
+        prefill_seconds: round_to(prefill_seconds, 3),
+        prefill_tokens_per_s: round_to(prefill_tokens_per_s, 1),
+        train_to_prefill: round_to(train_tokens_per_s / prefill_tokens_per_s, 3),
+        threads: options.threads,
+    })
 }
