@@ -62,7 +62,10 @@ pub fn set_compute_threads(threads: usize) {
     let threads = threads.max(1).to_string();
     // Candle sizes its thread pools from these once, at first use.
     std::env::set_var("RAYON_NUM_THREADS", &threads);
-    std::env::set_var("CANDLE_NUM_THREADS", &threads);
+    // Candle's element-wise thread pool; left alone when the caller set it.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", &threads);
+    }
 }
 
 pub fn read_prompts(path: &Path, limit: usize) -> Result<Vec<ScorePrompt>> {

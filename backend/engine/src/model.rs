@@ -73,7 +73,7 @@ impl Projection {
     }
 
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        let output = input.matmul(&self.weight.t()?)?;
+        let output = frozen_matmul(input, &self.weight)?;
         let output = match &self.bias {
             Some(bias) => output.broadcast_add(bias)?,
             None => output,
@@ -374,7 +374,7 @@ impl LlamaModel {
     /// Logits over the whole vocabulary in the model's own precision (f32 for bf16 models): the
     /// training loss, where f64 models (gradient checks) must stay f64.
     pub fn logits_for_loss(&self, hidden: &Tensor) -> Result<Tensor> {
-        let logits = hidden.matmul(&self.lm_head.t()?)?;
+        let logits = frozen_matmul(hidden, &self.lm_head)?;
         Ok(if self.dtype == DType::F64 { logits } else { logits.to_dtype(DType::F32)? })
     }
 
@@ -593,6 +593,56 @@ impl LlamaModel {
             padded_len,
             total_rows: packing.tokens.len(),
         })
+    }
+}
+
+/// `input · weightᵀ` for a frozen weight (`[out, in]`). On the CPU in f32 it is a custom op whose
+/// backward pass computes the input's gradient only: candle's matmul backward also computes the
+/// weight's (a GEMM as large as the forward and a weight-sized buffer per layer), which LoRA
+/// training never uses. Elsewhere it is candle's matmul.
+fn frozen_matmul(input: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    if !(input.device().is_cpu() && input.dtype() == DType::F32 && weight.dtype() == DType::F32 && input.rank() == 2) {
+        return Ok(input.matmul(&weight.t()?)?);
+    }
+    Ok(input.contiguous()?.apply_op1(FrozenLinear { weight: weight.contiguous()? })?)
+}
+
+struct FrozenLinear {
+    weight: Tensor,
+}
+
+impl candle_core::CustomOp1 for FrozenLinear {
+    fn name(&self) -> &'static str {
+        "frozen-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let fail = |what: &str| candle_core::Error::Msg(format!("frozen-linear: {what}"));
+        let candle_core::CpuStorage::F32(data) = storage else { return Err(fail("the input is not f32")) };
+        let (start, end) = layout.contiguous_offsets().ok_or_else(|| fail("the input is not contiguous"))?;
+        let (rows, k) = layout.shape().dims2()?;
+        let (weight_storage, weight_layout) = self.weight.storage_and_layout();
+        let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(weights)) = &*weight_storage else {
+            return Err(fail("the weight is not f32 on the CPU"));
+        };
+        let (w_start, w_end) =
+            weight_layout.contiguous_offsets().ok_or_else(|| fail("the weight is not contiguous"))?;
+        let (n, weight_k) = weight_layout.shape().dims2()?;
+        if weight_k != k {
+            return Err(fail(&format!("input width {k} but weight width {weight_k}")));
+        }
+        let mut output = vec![0f32; rows * n];
+        super::cpu_kernels::matmul_transposed(&mut output, false, &data[start..end], &weights[w_start..w_end], k)
+            .map_err(|e| fail(&e.to_string()))?;
+        Ok((candle_core::CpuStorage::F32(output), candle_core::Shape::from((rows, n))))
+    }
+
+    fn bwd(&self, _input: &Tensor, _output: &Tensor, output_grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(output_grad.matmul(&self.weight)?))
     }
 }
 

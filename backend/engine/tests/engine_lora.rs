@@ -13,8 +13,12 @@ use culturespa_engine::train::{answer_loss, read_sft_file, AdamW, TRAINER_STATE_
 use culturespa_engine::{train, EngineError, LlamaModel, SequenceInput, TrainingExample, TrainingSettings};
 
 fn tiny(dtype: DType) -> LlamaModel {
+    tiny_from(&random_weights(&tiny_config()), dtype)
+}
+
+/// The model of `varmap`'s weights in `dtype` (plain tensors, not variables).
+fn tiny_from(varmap: &candle_nn::VarMap, dtype: DType) -> LlamaModel {
     let config = tiny_config();
-    let varmap = random_weights(&config);
     let tensors: HashMap<String, Tensor> = varmap
         .data()
         .lock()
@@ -106,6 +110,48 @@ fn gradients_match_finite_differences() {
         }
     }
     assert_eq!(checked, 2 * 7 * 2 * 3);
+}
+
+/// On the CPU in f32 the frozen projections run a custom op with its own backward pass; its
+/// gradients match the generic path's (checked against finite differences above) in f64.
+#[test]
+fn the_f32_frozen_projection_backward_matches_the_f64_gradients() {
+    let weights = random_weights(&tiny_config());
+    let (model64, model32) = (tiny_from(&weights, DType::F64), tiny_from(&weights, DType::F32));
+    let adapter64 =
+        TrainableAdapter::init_in(&model64, LoraSettings { rank: 2, ..LoraSettings::default() }, 7, DType::F64)
+            .unwrap();
+    randomize_b(&adapter64, 11);
+    let adapter32 = TrainableAdapter::from_adapter(&adapter64.snapshot(2, None).unwrap()).unwrap();
+    let examples = [example(1, 6, 3), example(2, 4, 2)];
+    let batch: Vec<&TrainingExample> = examples.iter().collect();
+    let gradients = |model: &LlamaModel, adapter: &TrainableAdapter| {
+        let adapted = model.with_adapter(&adapter.as_adapter(2)).unwrap();
+        let store = answer_loss(&adapted, &batch).unwrap().0.backward().unwrap();
+        adapter
+            .vars
+            .iter()
+            .flat_map(|(_, _, a, b)| [a, b])
+            .map(|var| {
+                store
+                    .get(var.as_tensor())
+                    .unwrap()
+                    .to_dtype(DType::F64)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f64>()
+                    .unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (exact, frozen) = (gradients(&model64, &adapter64), gradients(&model32, &adapter32));
+    let scale = exact.iter().flatten().fold(0.0f64, |m, g| m.max(g.abs()));
+    for (index, (e, f)) in exact.iter().zip(&frozen).enumerate() {
+        for (x, y) in e.iter().zip(f) {
+            assert!((x - y).abs() <= 1e-4 * scale, "matrix {index}: {x} vs {y} (largest gradient {scale})");
+        }
+    }
 }
 
 #[test]
