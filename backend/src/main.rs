@@ -82,6 +82,13 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Do (or finish) only the generate stage of a stored run: new questions per topic, filtered.
+    Generate {
+        #[arg(long)]
+        run: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Do (or finish) only the answer stage of a stored run.
     Answer {
         #[arg(long)]
@@ -314,6 +321,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, None) => anyhow::bail!("give --config FILE or --resume ID"),
             };
             execute_run(cli.wvs_data.as_deref(), store, target, None)
+        }
+        Command::Generate { run, store } => {
+            execute_run(cli.wvs_data.as_deref(), store, RunTarget::Resume(run), Some(Stage::Generate))
         }
         Command::Answer { run, store } => {
             execute_run(cli.wvs_data.as_deref(), store, RunTarget::Resume(run), Some(Stage::Answer))

@@ -116,6 +116,7 @@ async fn an_import_that_did_not_finish_is_replaced() {
         variants: vec![PromptVariant::Unaware, PromptVariant::P1],
         answer_mode: AnswerMode::Sampling,
         seed: 42,
+        generation: Default::default(),
         stages: vec![Stage::Answer],
     };
     let interrupted = store.create_run(&config, &origin()).await.unwrap();

@@ -231,3 +231,30 @@ fn the_filter_command_reports_a_broken_record() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("broken.json: record 0: field `question`: not a string"), "{stderr}");
 }
+
+#[test]
+fn every_released_record_gets_the_verdict_the_counts_report() {
+    use culturespa::pipeline::question_filter::FilterVerdict;
+    let survey = SurveyData::embedded().unwrap();
+    let records = read_generated_files(&released_files()).unwrap();
+    let outcome = filter_generated(&survey.records, &records, "paper");
+    assert_eq!(outcome.verdicts.len(), records.len());
+    let count = |label: &str| outcome.verdicts.iter().filter(|verdict| verdict.label() == label).count();
+    let rules = &outcome.rule_counts;
+    assert_eq!(count("duplicate"), rules.duplicates);
+    assert_eq!(count("digit_only"), rules.digit_only_dropped);
+    assert_eq!(count("numbering"), rules.numbering_dropped);
+    assert_eq!(count("rewritten"), rules.prefixes_removed + rules.card_rewritten);
+    assert_eq!(count("kept") + count("rewritten"), outcome.questions.len());
+    // A kept record's verdict names its question, and the question keeps the record's topic.
+    let by_id: BTreeMap<&str, &Question> =
+        outcome.questions.iter().map(|question| (question.question_id.as_str(), question)).collect();
+    for (record, verdict) in records.iter().zip(&outcome.verdicts) {
+        if let Some(question_id) = verdict.question_id() {
+            assert_eq!(by_id[question_id].topic, record.topic);
+            if matches!(verdict, FilterVerdict::Kept { .. }) {
+                assert_eq!(by_id[question_id].text, record.question);
+            }
+        }
+    }
+}

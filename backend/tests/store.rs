@@ -18,6 +18,7 @@ fn config() -> RunConfig {
         variants: vec![PromptVariant::Unaware, PromptVariant::P1],
         answer_mode: AnswerMode::Scoring,
         seed: 42,
+        generation: Default::default(),
         stages: vec![Stage::Answer, Stage::Collect],
     }
 }

@@ -65,7 +65,41 @@ pub struct RunConfig {
     pub answer_mode: AnswerMode,
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// How the Generate stage samples questions (the paper's settings by default).
+    #[serde(default)]
+    pub generation: GenerationSettings,
     pub stages: Vec<Stage>,
+}
+
+/// The Generate stage's sampling: the paper's generation settings by default, and how many
+/// replies one question may take before it is given up (a reply that holds no question is
+/// recorded as a skip and drawn again with the next attempt's seed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GenerationSettings {
+    /// Replies drawn for one question at most (1 = no retry).
+    pub max_attempts: u32,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub max_new_tokens: u32,
+}
+
+/// The paper's generation decoding: temperature 0.9, top_p 0.95, at most 256 new tokens.
+pub const PAPER_GENERATION_TEMPERATURE: f64 = 0.9;
+pub const PAPER_GENERATION_TOP_P: f64 = 0.95;
+pub const PAPER_GENERATION_MAX_NEW_TOKENS: u32 = 256;
+/// Replies per question before it is given up (the paper retried without a bound).
+pub const DEFAULT_GENERATION_ATTEMPTS: u32 = 5;
+
+impl Default for GenerationSettings {
+    fn default() -> Self {
+        GenerationSettings {
+            max_attempts: DEFAULT_GENERATION_ATTEMPTS,
+            temperature: PAPER_GENERATION_TEMPERATURE,
+            top_p: PAPER_GENERATION_TOP_P,
+            max_new_tokens: PAPER_GENERATION_MAX_NEW_TOKENS,
+        }
+    }
 }
 
 fn default_variants() -> Vec<PromptVariant> {

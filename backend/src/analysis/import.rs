@@ -137,6 +137,7 @@ impl ImportPlan {
             variants: vec![PromptVariant::Unaware, PromptVariant::P1],
             answer_mode: AnswerMode::Sampling,
             seed: PAPER_SEED,
+            generation: Default::default(),
             stages: vec![Stage::Answer, Stage::Collect],
         }
     }

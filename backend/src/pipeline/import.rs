@@ -9,14 +9,14 @@ use shared::Question;
 
 use super::generated_files::{read_generated_files, GeneratedFileError};
 use super::question_filter::{filter_generated, FilterOutcome, FilterSummary};
-use crate::store::{Store, StoreError, WVS_SET};
+use crate::store::{is_generated_set_name, Store, StoreError, WVS_SET};
 use crate::survey::WvsRecord;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error(transparent)]
     Files(#[from] GeneratedFileError),
-    #[error("{0:?} cannot name a generated question set (empty, or reserved for the WVS questions)")]
+    #[error("{0:?} cannot name a generated question set (empty, or reserved for the WVS questions or a run's generated questions)")]
     InvalidSetName(String),
     #[error("storing the questions")]
     Store(#[from] StoreError),
@@ -40,7 +40,7 @@ pub fn filter_generated_files(
     files: &[PathBuf],
     question_set: &str,
 ) -> Result<FilterOutcome, ImportError> {
-    if question_set.trim().is_empty() || question_set == WVS_SET {
+    if question_set.trim().is_empty() || question_set == WVS_SET || is_generated_set_name(question_set) {
         return Err(ImportError::InvalidSetName(question_set.to_string()));
     }
     let records = read_generated_files(files)?;

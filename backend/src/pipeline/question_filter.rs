@@ -158,56 +158,105 @@ pub struct FilterOutcome {
     pub questions: Vec<Question>,
     pub summary: FilterSummary,
     pub rule_counts: RuleCounts,
+    /// What the filters did to each record, in the order the records were given.
+    pub verdicts: Vec<FilterVerdict>,
+}
+
+/// What the filters did to one generated record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterVerdict {
+    /// Kept as it was, as the question with this id.
+    Kept { question_id: String },
+    /// Kept with its number prefixes removed or as a card question.
+    Rewritten { question_id: String },
+    /// Its text equals an earlier question's (a WVS one or an earlier generated one).
+    Duplicate,
+    /// Digit-only options and no scale named.
+    DroppedDigitOnly,
+    /// Numbered options that fit no rule, or a card end that mentions refusing.
+    DroppedNumbering,
+}
+
+impl FilterVerdict {
+    /// A short name to store and show: `kept`, `rewritten`, `duplicate`, `digit_only`, `numbering`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            FilterVerdict::Kept { .. } => "kept",
+            FilterVerdict::Rewritten { .. } => "rewritten",
+            FilterVerdict::Duplicate => "duplicate",
+            FilterVerdict::DroppedDigitOnly => "digit_only",
+            FilterVerdict::DroppedNumbering => "numbering",
+        }
+    }
+
+    /// The id of the kept question, if the record was kept.
+    pub fn question_id(&self) -> Option<&str> {
+        match self {
+            FilterVerdict::Kept { question_id } | FilterVerdict::Rewritten { question_id } => Some(question_id),
+            _ => None,
+        }
+    }
 }
 
 /// Filters generated records against the WVS records (all 291, as released). Records are taken
 /// in topic order, file order within a topic; a kept question's id is `Q{n}` with n its position
 /// in that order, as in the paper's merged file.
 pub fn filter_generated(wvs_records: &[WvsRecord], records: &[GeneratedRecord], question_set: &str) -> FilterOutcome {
-    let mut ordered: Vec<&GeneratedRecord> = records.iter().collect();
-    ordered.sort_by_key(|record| record.topic); // stable: file order within a topic
+    let mut ordered: Vec<(usize, &GeneratedRecord)> = records.iter().enumerate().collect();
+    ordered.sort_by_key(|(_, record)| record.topic); // stable: file order within a topic
+    let mut verdicts = vec![FilterVerdict::Duplicate; records.len()];
     let mut seen_texts: HashSet<&str> = wvs_records.iter().map(|record| record.question.as_str()).collect();
     let mut per_topic = BTreeMap::new();
     let mut rule_counts = RuleCounts::default();
     let (mut after_dedup, mut after_digit_filter) = (0, 0);
     let mut questions = Vec::new();
-    for (position, record) in ordered.iter().enumerate() {
+    for (position, (input_index, record)) in ordered.iter().enumerate() {
         let topic_count = per_topic.entry(topic_name(record.topic)).or_insert(0);
         if !seen_texts.insert(record.question.as_str()) {
             rule_counts.duplicates += 1;
-            continue;
+            continue; // the verdict stays `Duplicate`
         }
         after_dedup += 1;
         let outcome = apply_option_rules(&record.question, &record.options);
         if outcome == OptionRuleOutcome::DroppedDigitOnly {
             rule_counts.digit_only_dropped += 1;
+            verdicts[*input_index] = FilterVerdict::DroppedDigitOnly;
             continue;
         }
         after_digit_filter += 1;
-        let (text, options) = match outcome {
+        let question_id = format!("Q{position}");
+        let (text, options, verdict) = match outcome {
             OptionRuleOutcome::DroppedDigitOnly | OptionRuleOutcome::DroppedNumbering => {
                 rule_counts.numbering_dropped += 1;
+                verdicts[*input_index] = FilterVerdict::DroppedNumbering;
                 continue;
             }
             OptionRuleOutcome::PrefixesRemoved { options } => {
                 rule_counts.prefixes_removed += 1;
-                (record.question.clone(), options)
+                (record.question.clone(), options, FilterVerdict::Rewritten { question_id: question_id.clone() })
             }
             OptionRuleOutcome::CardRewritten { question, options } => {
                 rule_counts.card_rewritten += 1;
-                (question, options)
+                (question, options, FilterVerdict::Rewritten { question_id: question_id.clone() })
             }
             OptionRuleOutcome::HandExempt => {
                 rule_counts.hand_exempt += 1;
-                (record.question.clone(), record.options.clone())
+                (
+                    record.question.clone(),
+                    record.options.clone(),
+                    FilterVerdict::Kept { question_id: question_id.clone() },
+                )
             }
-            OptionRuleOutcome::NotAllNumbered | OptionRuleOutcome::ScaleNamed => {
-                (record.question.clone(), record.options.clone())
-            }
+            OptionRuleOutcome::NotAllNumbered | OptionRuleOutcome::ScaleNamed => (
+                record.question.clone(),
+                record.options.clone(),
+                FilterVerdict::Kept { question_id: question_id.clone() },
+            ),
         };
+        verdicts[*input_index] = verdict;
         *topic_count += 1;
         questions.push(Question {
-            question_id: format!("Q{position}"),
+            question_id,
             text,
             options: numbered_options(options),
             topic: record.topic,
@@ -216,7 +265,7 @@ pub fn filter_generated(wvs_records: &[WvsRecord], records: &[GeneratedRecord], 
     }
     let summary =
         FilterSummary { input: records.len(), after_dedup, after_digit_filter, kept: questions.len(), per_topic };
-    FilterOutcome { questions, summary, rule_counts }
+    FilterOutcome { questions, summary, rule_counts, verdicts }
 }
 
 fn topic_name(topic: u8) -> String {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use shared::{AnswerMode, PromptVariant, RunConfig, Stage};
+use shared::{AnswerMode, GenerationSettings, PromptVariant, RunConfig, Stage};
 
 use crate::survey::SurveyData;
 
@@ -42,7 +42,30 @@ struct RunFile {
     #[serde(default)]
     answer_mode: AnswerMode,
     seed: Option<u64>,
+    generation: Option<GenerationTable>,
     stages: Vec<Stage>,
+}
+
+/// The `[generation]` table: each field left out keeps the paper's setting.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GenerationTable {
+    max_attempts: Option<u32>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    max_new_tokens: Option<u32>,
+}
+
+impl GenerationTable {
+    fn into_settings(self) -> GenerationSettings {
+        let paper = GenerationSettings::default();
+        GenerationSettings {
+            max_attempts: self.max_attempts.unwrap_or(paper.max_attempts),
+            temperature: self.temperature.unwrap_or(paper.temperature),
+            top_p: self.top_p.unwrap_or(paper.top_p),
+            max_new_tokens: self.max_new_tokens.unwrap_or(paper.max_new_tokens),
+        }
+    }
 }
 
 /// Reads and validates a run file.
@@ -83,6 +106,7 @@ pub fn parse_run_file(file: &Path, text: &str, survey: &SurveyData) -> Result<Ru
         variants: run_file.variants.unwrap_or_else(|| vec![PromptVariant::Unaware, PromptVariant::P1]),
         answer_mode: run_file.answer_mode,
         seed: run_file.seed.unwrap_or(shared::DEFAULT_SEED),
+        generation: run_file.generation.map(GenerationTable::into_settings).unwrap_or_default(),
         stages: run_file.stages,
     };
     validate_config(&config).map_err(|(field, message)| invalid(field, message))?;
@@ -112,6 +136,35 @@ pub fn validate_config(config: &RunConfig) -> Result<(), (String, String)> {
     }
     if config.stages.contains(&Stage::Generate) && config.questions_per_topic == 0 {
         return Err(("questions_per_topic".into(), "generation needs a number of questions per topic".into()));
+    }
+    if let Some((position, topic)) =
+        config.topics.iter().enumerate().find(|(_, topic)| usize::from(**topic) >= crate::survey::TOPICS.len())
+    {
+        let message = format!("unknown topic {topic} (topics are 0–{})", crate::survey::TOPICS.len() - 1);
+        return Err((format!("topics[{position}]"), message));
+    }
+    if config.stages.contains(&Stage::Generate) {
+        validate_generation(&config.generation)?;
+    }
+    Ok(())
+}
+
+/// The generation settings the engine can sample with, and a bounded number of attempts.
+fn validate_generation(settings: &GenerationSettings) -> Result<(), (String, String)> {
+    /// More attempts than this per question is a typo, not a plan.
+    const MAX_ATTEMPTS_LIMIT: u32 = 100;
+    let invalid = |field: &str, message: String| Err((format!("generation.{field}"), message));
+    if !(1..=MAX_ATTEMPTS_LIMIT).contains(&settings.max_attempts) {
+        return invalid("max_attempts", format!("{} is not in 1–{MAX_ATTEMPTS_LIMIT}", settings.max_attempts));
+    }
+    if !settings.temperature.is_finite() || settings.temperature < 0.0 {
+        return invalid("temperature", format!("{} is not a finite number ≥ 0", settings.temperature));
+    }
+    if !(settings.top_p > 0.0 && settings.top_p <= 1.0) {
+        return invalid("top_p", format!("{} is not in (0, 1]", settings.top_p));
+    }
+    if settings.max_new_tokens == 0 {
+        return invalid("max_new_tokens", "must be at least 1".into());
     }
     Ok(())
 }

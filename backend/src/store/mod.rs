@@ -2,6 +2,7 @@
 //! Writes that belong together run in one transaction.
 
 mod answers;
+mod generation;
 mod instances;
 mod pipeline;
 mod questions;
@@ -16,6 +17,7 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use answers::NewAnswer;
+pub use generation::{generated_set_name, is_generated_set_name, GenerationAttempt};
 pub use instances::{InstanceFilter, ReviewQueue};
 pub use pipeline::AnswerKey;
 pub use reviews::{LabelledReview, ReviewFilter};

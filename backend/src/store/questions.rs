@@ -1,6 +1,6 @@
 use shared::{Question, QuestionOption, QuestionSource};
 
-use super::{from_json, to_json, Store, StoreError, WVS_SET};
+use super::{from_json, to_json, Store, StoreError, StoreTransaction, WVS_SET};
 
 #[derive(sqlx::FromRow)]
 struct QuestionRow {
@@ -34,7 +34,17 @@ impl Store {
     /// Stores questions in one transaction; a question already stored (same set and id) is kept as
     /// it is. Returns how many were new.
     pub async fn insert_questions(&self, questions: &[Question], provenance: &str) -> Result<u64, StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin().await?;
+        let inserted = transaction.insert_questions(questions, provenance).await?;
+        transaction.commit().await?;
+        Ok(inserted)
+    }
+}
+
+impl StoreTransaction {
+    /// Stores questions; a question already stored (same set and id) is kept as it is. Returns
+    /// how many were new.
+    pub async fn insert_questions(&mut self, questions: &[Question], provenance: &str) -> Result<u64, StoreError> {
         let mut inserted = 0;
         for question in questions {
             inserted += sqlx::query(
@@ -47,14 +57,15 @@ impl Store {
             .bind(&question.text)
             .bind(to_json(&question.options))
             .bind(provenance)
-            .execute(&mut *transaction)
+            .execute(&mut *self.transaction)
             .await?
             .rows_affected();
         }
-        transaction.commit().await?;
         Ok(inserted)
     }
+}
 
+impl Store {
     /// Questions of a set in id order of insertion, optionally of one topic, paged.
     pub async fn questions(
         &self,

@@ -14,7 +14,7 @@ use crate::api;
 use crate::app::loaded;
 
 /// The stages a run can be launched with from the browser in this version.
-const LAUNCHABLE_STAGES: [Stage; 4] = [Stage::Answer, Stage::Collect, Stage::Export, Stage::Evaluate];
+const LAUNCHABLE_STAGES: [Stage; 5] = [Stage::Generate, Stage::Answer, Stage::Collect, Stage::Export, Stage::Evaluate];
 const DEFAULT_QUESTIONS_PER_TOPIC: u32 = 10;
 
 #[component]
@@ -93,6 +93,7 @@ fn NewRunForm() -> impl IntoView {
             variants: variants.get(),
             answer_mode: mode.get(),
             seed: shared::DEFAULT_SEED,
+            generation: Default::default(),
             stages: stages.get(),
         };
         let navigate = navigate.clone();

@@ -7,6 +7,7 @@ mod answer;
 mod collect;
 mod command;
 mod export;
+mod generate;
 mod manager;
 mod terminal;
 
@@ -17,17 +18,19 @@ use shared::{PromptVariant, Run, RunEvent, RunStatus, Stage};
 use tokio::sync::broadcast;
 
 use crate::engine::{CancelToken, Engine, EngineError};
-use crate::store::{Store, StoreError, StoreTransaction, WVS_SET};
+use crate::store::{generated_set_name, Store, StoreError, StoreTransaction, WVS_SET};
 use crate::survey::SurveyData;
 
 pub use answer::ANSWER_CHUNK;
 pub use command::{run_command, RunTarget};
 pub use export::sft_dir;
+pub use generate::{derive_seed, SeedPurpose};
 pub use manager::RunManager;
 pub use terminal::show_progress;
 
 /// The stages this version can do.
-pub const AVAILABLE_STAGES: [Stage; 4] = [Stage::Answer, Stage::Collect, Stage::Export, Stage::Evaluate];
+pub const AVAILABLE_STAGES: [Stage; 5] =
+    [Stage::Generate, Stage::Answer, Stage::Collect, Stage::Export, Stage::Evaluate];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
@@ -92,6 +95,15 @@ impl Runner {
                 continue;
             }
             let outcome = match stage {
+                Stage::Generate => generate::generate_stage(self, &run).await,
+                Stage::Answer
+                    if run.config.stages.contains(&Stage::Generate) && !finished.contains(&Stage::Generate) =>
+                {
+                    Err(RunnerError::Config {
+                        run_id,
+                        message: "the run answers its generated questions: finish its Generate stage first".into(),
+                    })
+                }
                 Stage::Answer => answer::answer_stage(self, &run, Stage::Answer, &run_question_set(&run)).await,
                 Stage::Collect => collect::collect_stage(self, &run).await,
                 Stage::Export => export::export_stage(self, &run).await,
@@ -150,8 +162,12 @@ impl Runner {
     }
 }
 
-/// The question set a run answers: its configured set, or the WVS questions.
+/// The question set a run answers: the questions it generated when it has a Generate stage, else
+/// its configured set, or the WVS questions.
 pub fn run_question_set(run: &Run) -> String {
+    if run.config.stages.contains(&Stage::Generate) {
+        return generated_set_name(run.run_id);
+    }
     run.config.question_set.clone().unwrap_or_else(|| WVS_SET.to_string())
 }
 
