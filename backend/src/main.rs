@@ -10,7 +10,9 @@ use culturespa::analysis;
 use culturespa::auth;
 use culturespa::curation;
 use culturespa::engine::batch::{BatchLimits, DEFAULT_MAX_BATCH_SEQUENCES, DEFAULT_MAX_BATCH_TOKENS};
-use culturespa::engine::bench::{run_score_bench, set_compute_threads, ScoreBenchOptions};
+use culturespa::engine::bench::{
+    run_score_bench, run_train_bench, set_compute_threads, ScoreBenchOptions, TrainBenchOptions,
+};
 use culturespa::engine::DeviceKind;
 use culturespa::pipeline;
 use culturespa::pipeline::runner::{run_command, RunTarget};
@@ -110,6 +112,27 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Train a LoRA adapter (PEFT layout) on an SFT file: ours or LLaMA-Factory's alpaca, or
+    /// `messages` records. Run it again on the same --out to resume a killed training.
+    Train {
+        /// A GGUF file or a Hugging Face model folder.
+        #[arg(long, env = "CULTURESPA_MODEL", default_value = server::DEFAULT_MODEL)]
+        model: PathBuf,
+        /// JSON lines or a JSON array of records.
+        #[arg(long)]
+        data: PathBuf,
+        /// The adapter folder (created; checkpoints go to its checkpoints/ while training).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        training: TrainingArgs,
+        /// Compute threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// cpu (f32) or cuda (bf16; needs a build with --features cuda).
+        #[arg(long, default_value = "cpu")]
+        device: DeviceKind,
+    },
     /// Measure the inference engine.
     Bench {
         #[command(subcommand)]
@@ -179,6 +202,48 @@ struct StoreArgs {
     model: PathBuf,
 }
 
+/// LoRA and optimizer settings (the paper's by default).
+#[derive(Debug, clap::Args)]
+struct TrainingArgs {
+    /// Stop after this many optimizer steps.
+    #[arg(long)]
+    max_steps: Option<usize>,
+    #[arg(long, default_value_t = 8)]
+    rank: usize,
+    #[arg(long, default_value_t = 16.0)]
+    alpha: f64,
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f64,
+    #[arg(long, default_value_t = 1e-4)]
+    learning_rate: f64,
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Examples per optimizer step (the effective batch).
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Examples per forward/backward pass.
+    #[arg(long, default_value_t = 4)]
+    micro_batch_size: usize,
+    #[arg(long, default_value_t = shared::DEFAULT_SEED)]
+    seed: u64,
+}
+
+impl TrainingArgs {
+    fn settings(&self) -> culturespa::engine::TrainingSettings {
+        use culturespa::engine::{LoraSettings, TrainingSettings};
+        TrainingSettings {
+            lora: LoraSettings { rank: self.rank, alpha: self.alpha, dropout: self.dropout, ..LoraSettings::default() },
+            learning_rate: self.learning_rate,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            micro_batch_size: self.micro_batch_size,
+            max_steps: self.max_steps,
+            seed: self.seed,
+            ..TrainingSettings::default()
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// Score a make_prompts.py JSONL: one {"id","probs","answer"} line per prompt on stdout, a
@@ -203,6 +268,26 @@ enum BenchCommand {
         /// Prompts per forward pass.
         #[arg(long, default_value_t = DEFAULT_MAX_BATCH_SEQUENCES)]
         batch_prompts: usize,
+    },
+    /// LoRA training throughput (tokens/s) beside the prefill throughput of the same sequences,
+    /// as one JSON line on stdout.
+    Train {
+        #[arg(long, env = "CULTURESPA_MODEL", default_value = server::DEFAULT_MODEL)]
+        model: PathBuf,
+        /// An SFT file (e.g. from `culturespa export`).
+        #[arg(long)]
+        data: PathBuf,
+        /// Optimizer steps to time.
+        #[arg(long, default_value_t = 4)]
+        steps: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value = "cpu")]
+        device: DeviceKind,
+        #[arg(long, default_value_t = 8)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 4)]
+        micro_batch_size: usize,
     },
 }
 
@@ -241,6 +326,7 @@ enum QuestionsCommand {
 }
 
 fn main() -> ExitCode {
+    culturespa::engine::bench::single_threaded_elementwise();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -354,6 +440,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("{}", serde_json::to_string(&summary)?);
             Ok(())
         }
+        Command::Bench {
+            command: BenchCommand::Train { model, data, steps, threads, device, batch_size, micro_batch_size },
+        } => {
+            set_compute_threads(threads);
+            let settings = culturespa::engine::TrainingSettings {
+                batch_size,
+                micro_batch_size,
+                ..culturespa::engine::TrainingSettings::default()
+            };
+            let summary = run_train_bench(&TrainBenchOptions { model, data, steps, threads, device, settings })?;
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
+        Command::Train { model, data, out, training, threads, device } => {
+            if let Some(threads) = threads {
+                set_compute_threads(threads);
+            }
+            train_command(&model, &data, &out, training.settings(), device)
+        }
         Command::Questions { command: QuestionsCommand::Filter { files, out, question_set } } => {
             let survey = server::load_survey(cli.wvs_data.as_deref())?;
             let outcome = pipeline::filter_generated_files(&survey.records, &files, &question_set)?;
@@ -383,6 +488,59 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// The environment variable `users add` reads the password from without --password-stdin.
 const PASSWORD_VARIABLE: &str = "CULTURESPA_PASSWORD";
+
+/// `culturespa train`: a progress bar per optimizer step, then a JSON summary on stdout.
+fn train_command(
+    model: &Path,
+    data: &Path,
+    out: &Path,
+    settings: culturespa::engine::TrainingSettings,
+    device: DeviceKind,
+) -> anyhow::Result<()> {
+    use culturespa::engine::train::{prepare_example, read_sft_file};
+    settings.validate()?;
+    let records = read_sft_file(data)?;
+    let loaded = culturespa::engine::load_model(model, device)
+        .with_context(|| format!("loading the model {}", model.display()))?;
+    let template = loaded.chat_template()?;
+    let context = loaded.model.config().context_length;
+    let examples = records
+        .iter()
+        .map(|record| prepare_example(record, template, &loaded.tokenizer, context))
+        .collect::<Result<Vec<_>, _>>()?;
+    let total = settings.total_steps(examples.len());
+    let bar = indicatif::ProgressBar::new(total as u64).with_style(
+        indicatif::ProgressStyle::with_template("train {bar:30} {pos}/{len} steps  {msg}  [{elapsed} < {eta}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let outcome = culturespa::engine::train(
+        &loaded.model,
+        &examples,
+        &settings,
+        out,
+        Some(model.display().to_string()),
+        |progress| {
+            bar.set_position(progress.step as u64);
+            bar.set_message(format!("loss {:.4}  lr {:.2e}", progress.loss, progress.learning_rate));
+        },
+        || false,
+    )?;
+    bar.finish_and_clear();
+    let state = &outcome.state;
+    let summary = serde_json::json!({
+        "out": out.display().to_string(),
+        "examples": examples.len(),
+        "steps": state.step,
+        "total_steps": state.total_steps,
+        "resumed_from": outcome.resumed_from,
+        "first_loss": state.losses.first().map(|(_, loss)| loss),
+        "last_loss": state.losses.last().map(|(_, loss)| loss),
+        "tokens_per_s": (state.tokens_per_second() * 10.0).round() / 10.0,
+        "seconds": (state.seconds * 1000.0).round() / 1000.0,
+    });
+    println!("{summary}");
+    Ok(())
+}
 
 fn parse_role(text: &str) -> Result<Role, String> {
     Role::parse(text).ok_or_else(|| format!("'{text}': one of annotator, collaborator, admin"))

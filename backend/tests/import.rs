@@ -117,6 +117,8 @@ async fn an_import_that_did_not_finish_is_replaced() {
         answer_mode: AnswerMode::Sampling,
         seed: 42,
         generation: Default::default(),
+        training: Default::default(),
+        adapter: None,
         stages: vec![Stage::Answer],
     };
     let interrupted = store.create_run(&config, &origin()).await.unwrap();

@@ -19,6 +19,8 @@ fn config() -> RunConfig {
         answer_mode: AnswerMode::Scoring,
         seed: 42,
         generation: Default::default(),
+        training: Default::default(),
+        adapter: None,
         stages: vec![Stage::Answer, Stage::Collect],
     }
 }

@@ -68,7 +68,84 @@ pub struct RunConfig {
     /// How the Generate stage samples questions (the paper's settings by default).
     #[serde(default)]
     pub generation: GenerationSettings,
+    /// How the Train stage fine-tunes (LoRA; the paper's settings by default).
+    #[serde(default)]
+    pub training: TrainingConfig,
+    /// A PEFT adapter the Answer and Evaluate stages answer with (a run with a Train stage
+    /// evaluates with the adapters it trained instead).
+    #[serde(default)]
+    pub adapter: Option<AdapterConfig>,
     pub stages: Vec<Stage>,
+}
+
+/// Culture-joint (one adapter from every culture's instances) or culture-specific (one per culture).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainingMode {
+    #[default]
+    Joint,
+    Specific,
+}
+
+impl TrainingMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrainingMode::Joint => "joint",
+            TrainingMode::Specific => "specific",
+        }
+    }
+}
+
+/// LoRA fine-tuning settings of a run's Train stage. Defaults are the paper's: rank 8, alpha 16,
+/// dropout 0, learning rate 1e-4 (cosine, 10 % warmup), one epoch, effective batch 128.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingConfig {
+    pub mode: TrainingMode,
+    pub rank: u32,
+    pub alpha: f64,
+    pub dropout: f64,
+    pub learning_rate: f64,
+    pub epochs: u32,
+    /// Examples per optimizer step (gradients accumulate over micro-batches).
+    pub batch_size: u32,
+    /// Examples per forward/backward pass.
+    pub micro_batch_size: u32,
+    /// Stop each adapter's training after this many optimizer steps.
+    pub max_steps: Option<u32>,
+    /// Train only on instances reviewers accepted (with their edits).
+    pub accepted_only: bool,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        TrainingConfig {
+            mode: TrainingMode::Joint,
+            rank: 8,
+            alpha: 16.0,
+            dropout: 0.0,
+            learning_rate: 1e-4,
+            epochs: 1,
+            batch_size: 128,
+            micro_batch_size: 4,
+            max_steps: None,
+            accepted_only: false,
+        }
+    }
+}
+
+/// An adapter folder (PEFT layout) and whether to merge it into the weights (faster) or run it
+/// beside them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterConfig {
+    pub path: String,
+    #[serde(default = "merged_by_default")]
+    pub merged: bool,
+}
+
+fn merged_by_default() -> bool {
+    true
 }
 
 /// The Generate stage's sampling: the paper's generation settings by default, and how many

@@ -62,9 +62,16 @@ pub fn set_compute_threads(threads: usize) {
     let threads = threads.max(1).to_string();
     // Candle sizes its thread pools from these once, at first use.
     std::env::set_var("RAYON_NUM_THREADS", &threads);
-    // Candle's element-wise thread pool; left alone when the caller set it.
+    single_threaded_elementwise();
+}
+
+/// Runs candle's element-wise CPU ops on the calling thread (unless `CANDLE_NUM_THREADS` is set):
+/// its element-wise pool spin-waits at a barrier, and beside the GEMM's rayon threads on few
+/// cores that spinning took the cores the GEMMs needed (LoRA training on 2 cores ran 2.6× slower
+/// with it). Call before the first tensor operation.
+pub fn single_threaded_elementwise() {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", &threads);
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
 }
 
@@ -163,7 +170,7 @@ pub struct TrainBenchSummary {
     pub train_seconds: f64,
     pub train_tokens_per_s: f64,
     /// The same sequences through the inference forward pass (the fused CPU kernels in release
-    /// builds), batched as the trainer batches them, without prefix sharing.
+    /// builds), eight per pass, without prefix sharing.
     pub prefill_tokens: usize,
     pub prefill_seconds: f64,
     pub prefill_tokens_per_s: f64,
@@ -189,7 +196,9 @@ pub fn run_train_bench(options: &TrainBenchOptions) -> Result<TrainBenchSummary>
     let started = Instant::now();
     let mut prefill_tokens = 0;
     let order: Vec<usize> = (0..examples.len()).collect();
-    for micro in order.chunks(settings.micro_batch_size) {
+    // The engine's own batching of prompts for scoring: several sequences per forward pass.
+    const PREFILL_SEQUENCES: usize = 8;
+    for micro in order.chunks(PREFILL_SEQUENCES) {
         let sequences: Vec<Vec<u32>> = micro
             .iter()
             .map(|&i| {

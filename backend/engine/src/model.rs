@@ -127,13 +127,19 @@ impl LowRankUpdate {
             }
             None => x,
         };
-        let delta = (x.matmul(&self.a.t()?)?.matmul(&self.b.t()?)? * self.scale)?;
+        // The scale goes on the narrow [rows, rank] product, not on the wide output.
+        let delta = (x.matmul(&self.a.t()?)? * self.scale)?.matmul(&self.b.t()?)?;
         Ok(delta.to_dtype(input.dtype())?)
     }
 }
 
 impl ProjectionLora {
     fn delta(&self, input: &Tensor) -> Result<Tensor> {
+        if self.parts.len() > 1
+            && self.parts.iter().all(|(_, update)| update.as_ref().is_none_or(|u| u.dropout.is_none()))
+        {
+            return self.stacked_delta(input);
+        }
         let rows = input.dim(0)?;
         let parts = self
             .parts
@@ -144,6 +150,42 @@ impl ProjectionLora {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(if parts.len() == 1 { parts.into_iter().next().expect("one part") } else { Tensor::cat(&parts, 1)? })
+    }
+
+    /// The updates of a fused projection as two GEMMs instead of two per part plus a
+    /// concatenation of wide outputs: `x [A₁; A₂; …]ᵀ` then a block-diagonal `[s₁B₁ ⊕ s₂B₂ ⊕ …]ᵀ`
+    /// (small matrices; a part without an update is a zero block).
+    fn stacked_delta(&self, input: &Tensor) -> Result<Tensor> {
+        let updates: Vec<&LowRankUpdate> = self.parts.iter().filter_map(|(_, update)| update.as_ref()).collect();
+        let first =
+            updates.first().ok_or_else(|| EngineError::InvalidBatch("a LoRA projection without updates".into()))?;
+        let (dtype, device) = (first.a.dtype(), first.a.device().clone());
+        let total_rank: usize = updates.iter().map(|u| u.a.dim(0)).sum::<candle_core::Result<usize>>()?;
+        let stacked_a = Tensor::cat(&updates.iter().map(|u| &u.a).collect::<Vec<_>>(), 0)?;
+        let mut blocks = Vec::with_capacity(self.parts.len());
+        let mut rank_before = 0;
+        for (width, update) in &self.parts {
+            let Some(update) = update else {
+                blocks.push(Tensor::zeros((*width, total_rank), dtype, &device)?);
+                continue;
+            };
+            let rank = update.a.dim(0)?;
+            let mut row = Vec::with_capacity(3);
+            if rank_before > 0 {
+                row.push(Tensor::zeros((*width, rank_before), dtype, &device)?);
+            }
+            row.push((&update.b * update.scale)?);
+            let rank_after = total_rank - rank_before - rank;
+            if rank_after > 0 {
+                row.push(Tensor::zeros((*width, rank_after), dtype, &device)?);
+            }
+            blocks.push(Tensor::cat(&row, 1)?);
+            rank_before += rank;
+        }
+        let stacked_b = Tensor::cat(&blocks, 0)?;
+        let x = input.to_dtype(dtype)?;
+        let delta = x.matmul(&stacked_a.t()?)?.matmul(&stacked_b.t()?)?;
+        Ok(delta.to_dtype(input.dtype())?)
     }
 }
 

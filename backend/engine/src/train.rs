@@ -471,7 +471,9 @@ pub fn train(
     let seconds_before = state.seconds;
 
     for step in state.step..total_steps {
-        let chosen = step_examples(settings, examples.len(), step);
+        let mut chosen = step_examples(settings, examples.len(), step);
+        // Similar lengths share a micro-batch: less padding; the step's gradient is the same sum.
+        chosen.sort_by_key(|&i| (examples[i].prompt_tokens.len() + examples[i].target_tokens.len(), i));
         let step_tokens: usize = chosen.iter().map(|&i| examples[i].target_tokens.len()).sum();
         let mut accumulated: Option<Vec<Tensor>> = None;
         let mut loss_sum = 0.0;

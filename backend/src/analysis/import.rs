@@ -138,6 +138,8 @@ impl ImportPlan {
             answer_mode: AnswerMode::Sampling,
             seed: PAPER_SEED,
             generation: Default::default(),
+            training: Default::default(),
+            adapter: None,
             stages: vec![Stage::Answer, Stage::Collect],
         }
     }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use shared::{AnswerMode, GenerationSettings, PromptVariant, RunConfig, Stage};
+use shared::{AdapterConfig, AnswerMode, GenerationSettings, PromptVariant, RunConfig, Stage, TrainingConfig};
 
 use crate::survey::SurveyData;
 
@@ -43,6 +43,9 @@ struct RunFile {
     answer_mode: AnswerMode,
     seed: Option<u64>,
     generation: Option<GenerationTable>,
+    #[serde(default)]
+    training: TrainingConfig,
+    adapter: Option<AdapterConfig>,
     stages: Vec<Stage>,
 }
 
@@ -107,6 +110,8 @@ pub fn parse_run_file(file: &Path, text: &str, survey: &SurveyData) -> Result<Ru
         answer_mode: run_file.answer_mode,
         seed: run_file.seed.unwrap_or(shared::DEFAULT_SEED),
         generation: run_file.generation.map(GenerationTable::into_settings).unwrap_or_default(),
+        training: run_file.training,
+        adapter: run_file.adapter,
         stages: run_file.stages,
     };
     validate_config(&config).map_err(|(field, message)| invalid(field, message))?;
@@ -145,6 +150,51 @@ pub fn validate_config(config: &RunConfig) -> Result<(), (String, String)> {
     }
     if config.stages.contains(&Stage::Generate) {
         validate_generation(&config.generation)?;
+    }
+    if config.stages.contains(&Stage::Train) {
+        validate_training(config)?;
+    }
+    if let Some(adapter) = &config.adapter {
+        if adapter.path.trim().is_empty() {
+            return Err(("adapter.path".into(), "must name an adapter folder".into()));
+        }
+        if config.stages.contains(&Stage::Train) {
+            return Err(("adapter".into(), "a run that trains answers with its own adapters".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Training settings the trainer accepts, and a run that has instances to train on.
+fn validate_training(config: &RunConfig) -> Result<(), (String, String)> {
+    let training = &config.training;
+    let invalid = |field: &str, message: String| Err((format!("training.{field}"), message));
+    if training.rank == 0 {
+        return invalid("rank", "must be at least 1".into());
+    }
+    if !(training.alpha.is_finite() && training.alpha > 0.0) {
+        return invalid("alpha", format!("{} is not a positive number", training.alpha));
+    }
+    if !(0.0..1.0).contains(&training.dropout) {
+        return invalid("dropout", format!("{} is not in [0, 1)", training.dropout));
+    }
+    if !(training.learning_rate.is_finite() && training.learning_rate > 0.0) {
+        return invalid("learning_rate", format!("{} is not a positive number", training.learning_rate));
+    }
+    for (field, value) in [
+        ("epochs", training.epochs),
+        ("batch_size", training.batch_size),
+        ("micro_batch_size", training.micro_batch_size),
+    ] {
+        if value == 0 {
+            return invalid(field, "must be at least 1".into());
+        }
+    }
+    if training.max_steps == Some(0) {
+        return invalid("max_steps", "must be at least 1".into());
+    }
+    if !config.stages.contains(&Stage::Collect) {
+        return Err(("stages".into(), "training needs the Collect stage (its instances are the training data)".into()));
     }
     Ok(())
 }

@@ -7,14 +7,17 @@ use gloo_net::http::Method;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_params_map};
 use shared::api::Page;
-use shared::{AnswerMode, Culture, PromptVariant, Run, RunConfig, RunEvent, RunStatus, Stage, Topic};
+use shared::{
+    AnswerMode, Culture, PromptVariant, Run, RunConfig, RunEvent, RunStatus, Stage, Topic, TrainingConfig, TrainingMode,
+};
 use wasm_bindgen::prelude::*;
 
 use crate::api;
 use crate::app::loaded;
 
 /// The stages a run can be launched with from the browser in this version.
-const LAUNCHABLE_STAGES: [Stage; 5] = [Stage::Generate, Stage::Answer, Stage::Collect, Stage::Export, Stage::Evaluate];
+const LAUNCHABLE_STAGES: [Stage; 6] =
+    [Stage::Generate, Stage::Answer, Stage::Collect, Stage::Export, Stage::Train, Stage::Evaluate];
 const DEFAULT_QUESTIONS_PER_TOPIC: u32 = 10;
 
 #[component]
@@ -79,6 +82,8 @@ fn NewRunForm() -> impl IntoView {
     let variants = RwSignal::new(vec![PromptVariant::Unaware, PromptVariant::P1]);
     let stages = RwSignal::new(vec![Stage::Answer, Stage::Collect]);
     let mode = RwSignal::new(AnswerMode::Scoring);
+    let training_mode = RwSignal::new(TrainingMode::Joint);
+    let max_steps = RwSignal::new(None::<u32>);
     let error = RwSignal::new(None::<String>);
     let navigate = use_navigate();
     let submit = move |event: leptos::ev::SubmitEvent| {
@@ -94,6 +99,8 @@ fn NewRunForm() -> impl IntoView {
             answer_mode: mode.get(),
             seed: shared::DEFAULT_SEED,
             generation: Default::default(),
+            training: TrainingConfig { mode: training_mode.get(), max_steps: max_steps.get(), ..Default::default() },
+            adapter: None,
             stages: stages.get(),
         };
         let navigate = navigate.clone();
@@ -143,6 +150,21 @@ fn NewRunForm() -> impl IntoView {
                     <label class="check"><input type="checkbox" name="stage" prop:checked=move || stages.read().contains(&stage) on:change=toggle(stages, stage) />{stage.as_str()}</label>
                 }).collect_view()}
             </fieldset>
+            <Show when=move || stages.read().contains(&Stage::Train)>
+                <fieldset class="training">
+                    <legend>"Training (LoRA rank 8, alpha 16, lr 1e-4)"</legend>
+                    <label>"Adapters "
+                        <select name="training_mode" on:change=move |e| training_mode.set(if event_target_value(&e) == "specific" { TrainingMode::Specific } else { TrainingMode::Joint })>
+                            <option value="joint" selected=true>"culture-joint (one adapter)"</option>
+                            <option value="specific">"culture-specific (one per culture)"</option>
+                        </select>
+                    </label>
+                    <label>"Max steps per adapter "
+                        <input type="number" name="max_steps" min="1" placeholder="one epoch"
+                            on:input=move |e| max_steps.set(event_target_value(&e).parse().ok()) />
+                    </label>
+                </fieldset>
+            </Show>
             <label>"Answer mode "
                 <select name="mode" on:change=move |e| mode.set(if event_target_value(&e) == "sampling" { AnswerMode::Sampling } else { AnswerMode::Scoring })>
                     <option value="scoring" selected=true>"scoring (one pass, distributions)"</option>

@@ -2,13 +2,14 @@
 //! for each culture in each culture-aware variant, by scoring or by sampling, in chunks that are
 //! stored with their progress event in one transaction.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use shared::{AnswerMode, PromptVariant, Question, Run, RunEvent, Stage};
+use shared::{AnswerMode, PromptVariant, Question, Run, RunEvent, Stage, TrainingMode};
 
+use super::train::{adapters_dir, JOINT_ADAPTER};
 use super::{Runner, RunnerError};
 use crate::analysis::option_answer_code;
-use crate::engine::{GenerationPrompt, SamplingParams, ScorePrompt};
+use crate::engine::{AdapterChoice, GenerationPrompt, SamplingParams, ScorePrompt};
 use crate::pipeline::answer_prompt;
 use crate::store::{AnswerKey, NewAnswer, WVS_SET};
 
@@ -87,6 +88,71 @@ async fn run_questions(
     Ok(questions)
 }
 
+/// Which adapter answers which prompt: none, one for all (a configured adapter, or the run's
+/// culture-joint one when it evaluates after training), or one per culture (culture-specific
+/// training: each culture's culture-aware prompts with its own adapter, unaware ones with the base).
+#[derive(Debug, Default)]
+struct StageAdapters {
+    all: Option<AdapterChoice>,
+    per_culture: HashMap<String, AdapterChoice>,
+}
+
+impl StageAdapters {
+    fn for_item(&self, item: &WorkItem<'_>) -> Option<AdapterChoice> {
+        if let Some(choice) = &self.all {
+            return Some(choice.clone());
+        }
+        item.country_code.as_ref().and_then(|code| self.per_culture.get(code).cloned())
+    }
+}
+
+/// Loads the stage's adapters into the engine (named by their folder, so runs never mix them up).
+async fn stage_adapters(runner: &Runner, run: &Run, stage: Stage) -> Result<StageAdapters, RunnerError> {
+    let load = |path: std::path::PathBuf, merged: bool| {
+        let engine = runner.engine.clone();
+        async move {
+            let name = path.display().to_string();
+            let loaded = tokio::task::spawn_blocking(move || engine.load_adapter(name.clone(), &path).map(|_| name));
+            Ok::<_, RunnerError>(AdapterChoice { name: loaded.await??, merged })
+        }
+    };
+    if stage == Stage::Evaluate && run.config.stages.contains(&Stage::Train) {
+        let root = adapters_dir(runner, run.run_id)?;
+        return match run.config.training.mode {
+            TrainingMode::Joint => {
+                Ok(StageAdapters { all: Some(load(root.join(JOINT_ADAPTER), true).await?), ..Default::default() })
+            }
+            TrainingMode::Specific => {
+                let mut per_culture = HashMap::new();
+                let mut without = Vec::new();
+                for culture in &runner.survey.cultures {
+                    let dir = root.join(&culture.country_code);
+                    if dir.join(crate::engine::lora::ADAPTER_WEIGHTS_FILE).exists() {
+                        per_culture.insert(culture.country_code.clone(), load(dir, true).await?);
+                    } else {
+                        without.push(culture.country_code.clone());
+                    }
+                }
+                if !without.is_empty() {
+                    let message = format!(
+                        "no culture-specific adapter (no instances) for {}: answered by the base model",
+                        without.join(", ")
+                    );
+                    runner.emit(run.run_id, RunEvent::Log { message }).await?;
+                }
+                Ok(StageAdapters { all: None, per_culture })
+            }
+        };
+    }
+    match &run.config.adapter {
+        Some(adapter) => Ok(StageAdapters {
+            all: Some(load(adapter.path.clone().into(), adapter.merged).await?),
+            ..Default::default()
+        }),
+        None => Ok(StageAdapters::default()),
+    }
+}
+
 pub(super) async fn answer_stage(
     runner: &Runner,
     run: &Run,
@@ -95,6 +161,7 @@ pub(super) async fn answer_stage(
 ) -> Result<(), RunnerError> {
     let run_id = run.run_id;
     let questions = run_questions(runner, run, stage, question_set).await?;
+    let adapters = stage_adapters(runner, run, stage).await?;
     let all_cultures: Vec<String> = runner.survey.cultures.iter().map(|c| c.country_code.clone()).collect();
     let mut work = Vec::new();
     for (variant, country_code) in settings(run, &all_cultures) {
@@ -120,7 +187,7 @@ pub(super) async fn answer_stage(
         if runner.cancel.is_cancelled() {
             return Err(crate::engine::EngineError::Cancelled.into());
         }
-        let answers = answer_chunk(runner, run, question_set, chunk).await?;
+        let answers = answer_chunk(runner, run, question_set, chunk, &adapters).await?;
         done += answers.len() as u64;
         let mut transaction = runner.store.begin().await?;
         transaction.insert_answers(run_id, &answers).await?;
@@ -131,12 +198,16 @@ pub(super) async fn answer_stage(
     runner.emit(run_id, RunEvent::StageFinished { stage }).await
 }
 
+/// Prompts of a chunk answered by one engine job: the adapter, and (position in chunk, prompt text).
+type PromptGroup = (Option<AdapterChoice>, Vec<(usize, String)>);
+
 /// Answers one chunk with the model; a prompt that cannot be built is stored as a recorded skip.
 async fn answer_chunk(
     runner: &Runner,
     run: &Run,
     question_set: &str,
     chunk: &[&WorkItem<'_>],
+    adapters: &StageAdapters,
 ) -> Result<Vec<NewAnswer>, RunnerError> {
     let template = runner.engine.chat_template()?;
     let mut answers: Vec<Option<NewAnswer>> = Vec::with_capacity(chunk.len());
@@ -157,36 +228,48 @@ async fn answer_chunk(
     for message in skipped {
         runner.emit(run.run_id, RunEvent::Log { message: format!("skipped {message}") }).await?;
     }
-    match run.config.answer_mode {
-        AnswerMode::Scoring => {
-            let prompts: Vec<ScorePrompt> = to_model
-                .iter()
-                .map(|(position, text)| ScorePrompt {
-                    id: chunk[*position].prompt_id(),
-                    text: text.clone(),
-                    choices: chunk[*position].question.options.iter().map(|o| o.code.to_string()).collect(),
-                })
-                .collect();
-            let job = runner.engine.score_cancellable(prompts, runner.cancel.clone(), |_| {})?;
-            let outcome = tokio::task::spawn_blocking(move || job.wait()).await??;
-            for ((position, _), scores) in to_model.iter().zip(outcome.scores) {
-                let item = chunk[*position];
-                let code = scores.answer.parse::<u32>().ok();
-                answers[*position] = Some(new_answer(question_set, item, None, code, Some(scores.probs)));
-            }
+    // One engine job per adapter, prompts in chunk order within each.
+    let mut groups: Vec<PromptGroup> = Vec::new();
+    for (position, text) in to_model {
+        let choice = adapters.for_item(chunk[position]);
+        match groups.iter_mut().find(|(existing, _)| *existing == choice) {
+            Some((_, members)) => members.push((position, text)),
+            None => groups.push((choice, vec![(position, text)])),
         }
-        AnswerMode::Sampling => {
-            let prompts: Vec<GenerationPrompt> = to_model
-                .iter()
-                .map(|(position, text)| GenerationPrompt { id: chunk[*position].prompt_id(), text: text.clone() })
-                .collect();
-            let params = SamplingParams { seed: run.config.seed, ..SamplingParams::default() };
-            let job = runner.engine.generate_cancellable(prompts, params, runner.cancel.clone(), |_| {})?;
-            let outcome = tokio::task::spawn_blocking(move || job.wait()).await??;
-            for ((position, _), generation) in to_model.iter().zip(outcome.generations) {
-                let item = chunk[*position];
-                let code = option_answer_code(&generation.text, item.question);
-                answers[*position] = Some(new_answer(question_set, item, Some(generation.text), code, None));
+    }
+    for (adapter, to_model) in groups {
+        match run.config.answer_mode {
+            AnswerMode::Scoring => {
+                let prompts: Vec<ScorePrompt> = to_model
+                    .iter()
+                    .map(|(position, text)| ScorePrompt {
+                        id: chunk[*position].prompt_id(),
+                        text: text.clone(),
+                        choices: chunk[*position].question.options.iter().map(|o| o.code.to_string()).collect(),
+                    })
+                    .collect();
+                let job = runner.engine.score_with_adapter(prompts, adapter, runner.cancel.clone(), |_| {})?;
+                let outcome = tokio::task::spawn_blocking(move || job.wait()).await??;
+                for ((position, _), scores) in to_model.iter().zip(outcome.scores) {
+                    let item = chunk[*position];
+                    let code = scores.answer.parse::<u32>().ok();
+                    answers[*position] = Some(new_answer(question_set, item, None, code, Some(scores.probs)));
+                }
+            }
+            AnswerMode::Sampling => {
+                let prompts: Vec<GenerationPrompt> = to_model
+                    .iter()
+                    .map(|(position, text)| GenerationPrompt { id: chunk[*position].prompt_id(), text: text.clone() })
+                    .collect();
+                let params = SamplingParams { seed: run.config.seed, ..SamplingParams::default() };
+                let job =
+                    runner.engine.generate_with_adapter(prompts, params, adapter, runner.cancel.clone(), |_| {})?;
+                let outcome = tokio::task::spawn_blocking(move || job.wait()).await??;
+                for ((position, _), generation) in to_model.iter().zip(outcome.generations) {
+                    let item = chunk[*position];
+                    let code = option_answer_code(&generation.text, item.question);
+                    answers[*position] = Some(new_answer(question_set, item, Some(generation.text), code, None));
+                }
             }
         }
     }

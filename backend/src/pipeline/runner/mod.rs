@@ -10,6 +10,7 @@ mod export;
 mod generate;
 mod manager;
 mod terminal;
+mod train;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,10 +28,11 @@ pub use export::sft_dir;
 pub use generate::{derive_seed, SeedPurpose};
 pub use manager::RunManager;
 pub use terminal::show_progress;
+pub use train::{adapters_dir, training_settings, JOINT_ADAPTER};
 
 /// The stages this version can do.
-pub const AVAILABLE_STAGES: [Stage; 5] =
-    [Stage::Generate, Stage::Answer, Stage::Collect, Stage::Export, Stage::Evaluate];
+pub const AVAILABLE_STAGES: [Stage; 6] =
+    [Stage::Generate, Stage::Answer, Stage::Collect, Stage::Export, Stage::Train, Stage::Evaluate];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
@@ -107,8 +109,8 @@ impl Runner {
                 Stage::Answer => answer::answer_stage(self, &run, Stage::Answer, &run_question_set(&run)).await,
                 Stage::Collect => collect::collect_stage(self, &run).await,
                 Stage::Export => export::export_stage(self, &run).await,
+                Stage::Train => train::train_stage(self, &run).await,
                 Stage::Evaluate => answer::answer_stage(self, &run, Stage::Evaluate, WVS_SET).await,
-                other => Err(RunnerError::Config { run_id, message: format!("the {other:?} stage is not available") }),
             };
             match outcome {
                 Ok(()) => {}

@@ -1,0 +1,227 @@
+//! The Train stage with the default model: culture-joint and culture-specific adapters from a
+//! run's instances (PEFT files, loss events), an adapter used by a later run's Answer stage, and
+//! the settings and situations it refuses.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use culturespa::engine::{CancelToken, Engine, EngineOptions};
+use culturespa::pipeline::run_file::parse_run_file;
+use culturespa::pipeline::runner::{adapters_dir, Runner};
+use culturespa::server::open_store;
+use culturespa::store::{NewAnswer, WVS_SET};
+use culturespa::survey::SurveyData;
+use shared::{
+    AdapterConfig, AnswerMode, PromptVariant, RunConfig, RunEvent, RunOrigin, RunStatus, Stage, TrainingConfig,
+    TrainingMode,
+};
+
+fn model() -> PathBuf {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(model.is_file(), "{} is missing: run scripts/fetch-model.sh", model.display());
+    model
+}
+
+async fn runner() -> (Runner, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let survey = Arc::new(SurveyData::embedded().unwrap());
+    let store = open_store(dir.path(), &survey).await.unwrap();
+    let engine = tokio::task::spawn_blocking(|| Engine::start(EngineOptions::new(model()))).await.unwrap().unwrap();
+    let runner = Runner {
+        store,
+        survey,
+        engine: Arc::new(engine),
+        cancel: CancelToken::new(),
+        updates: tokio::sync::broadcast::channel(1024).0,
+    };
+    (runner, dir)
+}
+
+fn config(name: &str, stages: Vec<Stage>, training: TrainingConfig) -> RunConfig {
+    RunConfig {
+        name: name.into(),
+        model: None,
+        question_set: None,
+        cultures: vec!["USA".into(), "DEU".into()],
+        topics: vec![0],
+        questions_per_topic: 4,
+        variants: vec![PromptVariant::Unaware, PromptVariant::P1],
+        answer_mode: AnswerMode::Scoring,
+        seed: 7,
+        generation: Default::default(),
+        training,
+        adapter: None,
+        stages,
+    }
+}
+
+fn small_training(mode: TrainingMode) -> TrainingConfig {
+    TrainingConfig {
+        mode,
+        learning_rate: 1e-3,
+        batch_size: 4,
+        micro_batch_size: 4,
+        max_steps: Some(2),
+        ..TrainingConfig::default()
+    }
+}
+
+/// Answers to four WVS questions where each culture answers other than the unaware persona
+/// (2 cultures × 4 questions = 8 instances), unless `differ` is false.
+async fn store_answers(runner: &Runner, run_id: i64, differ: bool) {
+    let questions = runner.store.questions(WVS_SET, Some(0), 4, 0).await.unwrap().1;
+    let mut answers = Vec::new();
+    for question in &questions {
+        let answer = |country_code: Option<&str>, code: u32| NewAnswer {
+            question_set: WVS_SET.into(),
+            question_id: question.question_id.clone(),
+            country_code: country_code.map(String::from),
+            variant: if country_code.is_some() { PromptVariant::P1 } else { PromptVariant::Unaware },
+            raw_reply: None,
+            parsed_code: Some(code),
+            distribution: None,
+        };
+        answers.push(answer(None, 1));
+        answers.push(answer(Some("USA"), if differ { 2 } else { 1 }));
+        answers.push(answer(Some("DEU"), if differ { 3 } else { 1 }));
+    }
+    runner.store.insert_answers(run_id, &answers).await.unwrap();
+}
+
+async fn events(runner: &Runner, run_id: i64) -> Vec<RunEvent> {
+    runner.store.events(run_id, 0).await.unwrap().into_iter().map(|(_, event)| event).collect()
+}
+
+async fn distributions(runner: &Runner, run_id: i64) -> Vec<Vec<f64>> {
+    let mut all = Vec::new();
+    for variant in [PromptVariant::Unaware, PromptVariant::P1] {
+        let answers = runner.store.run_answers(run_id, WVS_SET, variant).await.unwrap();
+        all.extend(answers.into_iter().map(|answer| answer.distribution.expect("scoring stores distributions")));
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_train_joint_and_specific_adapters_and_answer_with_them() {
+    let (runner, dir) = runner().await;
+    let stages = vec![Stage::Collect, Stage::Train];
+
+    // Culture-joint: one adapter from the 8 instances, two optimizer steps.
+    let joint = runner
+        .store
+        .create_run(&config("joint", stages.clone(), small_training(TrainingMode::Joint)), &RunOrigin::Local)
+        .await
+        .unwrap();
+    store_answers(&runner, joint.run_id, true).await;
+    assert_eq!(runner.execute(joint.run_id).await.unwrap(), RunStatus::Completed);
+    let joint_dir = adapters_dir(&runner, joint.run_id).unwrap().join("joint");
+    assert_eq!(joint_dir, dir.path().join(format!("runs/{}/adapters/joint", joint.run_id)));
+    for file in ["adapter_config.json", "adapter_model.safetensors", "trainer_state.json"] {
+        assert!(joint_dir.join(file).is_file(), "{file} is missing");
+    }
+    let joint_events = events(&runner, joint.run_id).await;
+    let losses: Vec<u64> = joint_events
+        .iter()
+        .filter_map(|e| if let RunEvent::Loss { step, .. } = e { Some(*step) } else { None })
+        .collect();
+    assert_eq!(losses, [1, 2]);
+    assert!(joint_events.contains(&RunEvent::StageStarted { stage: Stage::Train, total: 2 }));
+    assert!(
+        joint_events.iter().any(
+            |e| matches!(e, RunEvent::Log { message } if message.starts_with("adapter joint: 2 steps on 8 instances"))
+        ),
+        "{joint_events:?}"
+    );
+
+    // Culture-specific: one adapter per culture, one after the other, steps numbered across them.
+    let specific_training = TrainingConfig { max_steps: Some(1), ..small_training(TrainingMode::Specific) };
+    let specific =
+        runner.store.create_run(&config("specific", stages, specific_training), &RunOrigin::Local).await.unwrap();
+    store_answers(&runner, specific.run_id, true).await;
+    assert_eq!(runner.execute(specific.run_id).await.unwrap(), RunStatus::Completed);
+    let root = adapters_dir(&runner, specific.run_id).unwrap();
+    assert!(root.join("USA/adapter_model.safetensors").is_file());
+    assert!(root.join("DEU/adapter_model.safetensors").is_file());
+    assert!(!root.join("joint").exists());
+    let steps: Vec<u64> = events(&runner, specific.run_id)
+        .await
+        .iter()
+        .filter_map(|e| if let RunEvent::Loss { step, .. } = e { Some(*step) } else { None })
+        .collect();
+    assert_eq!(steps, [1, 2]);
+
+    // A later run answers with the joint adapter; its answers differ from the base model's.
+    let answer_config = |name: &str, adapter: Option<AdapterConfig>| RunConfig {
+        cultures: vec!["USA".into()],
+        questions_per_topic: 2,
+        adapter,
+        ..config(name, vec![Stage::Answer], TrainingConfig::default())
+    };
+    let adapter = AdapterConfig { path: joint_dir.display().to_string(), merged: true };
+    let with_adapter =
+        runner.store.create_run(&answer_config("with adapter", Some(adapter)), &RunOrigin::Local).await.unwrap();
+    let base = runner.store.create_run(&answer_config("base", None), &RunOrigin::Local).await.unwrap();
+    assert_eq!(runner.execute(with_adapter.run_id).await.unwrap(), RunStatus::Completed);
+    assert_eq!(runner.execute(base.run_id).await.unwrap(), RunStatus::Completed);
+    let (adapted, plain) =
+        (distributions(&runner, with_adapter.run_id).await, distributions(&runner, base.run_id).await);
+    assert_eq!(adapted.len(), 4);
+    assert_eq!(plain.len(), 4);
+    assert_ne!(adapted, plain, "the adapter changes the model's answers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_without_instances_fails_its_train_stage_with_the_reason() {
+    let (runner, _dir) = runner().await;
+    let run = runner
+        .store
+        .create_run(
+            &config("nothing to learn", vec![Stage::Collect, Stage::Train], small_training(TrainingMode::Joint)),
+            &RunOrigin::Local,
+        )
+        .await
+        .unwrap();
+    store_answers(&runner, run.run_id, false).await;
+    let error = runner.execute(run.run_id).await.unwrap_err().to_string();
+    assert!(error.contains("no instances to train on"), "{error}");
+    assert_eq!(runner.store.run(run.run_id).await.unwrap().status, RunStatus::Failed);
+
+    // A missing adapter folder is named.
+    let mut config = config("missing adapter", vec![Stage::Answer], TrainingConfig::default());
+    config.adapter = Some(AdapterConfig { path: "/nonexistent/adapter".into(), merged: false });
+    let run = runner.store.create_run(&config, &RunOrigin::Local).await.unwrap();
+    let error = runner.execute(run.run_id).await.unwrap_err().to_string();
+    assert!(error.contains("/nonexistent/adapter"), "{error}");
+}
+
+#[test]
+fn run_files_name_bad_training_settings() {
+    let survey = SurveyData::embedded().unwrap();
+    let file = Path::new("run.toml");
+    let base = "name = \"t\"\ncultures = [\"USA\"]\nquestions_per_topic = 2\n";
+    let parse = |text: String| parse_run_file(file, &text, &survey);
+
+    let config = parse(format!(
+        "{base}stages = [\"answer\", \"collect\", \"train\"]\n[training]\nmode = \"specific\"\nrank = 4\nmax_steps = 3\n"
+    ))
+    .unwrap();
+    assert_eq!(config.training.mode, TrainingMode::Specific);
+    assert_eq!((config.training.rank, config.training.alpha, config.training.max_steps), (4, 16.0, Some(3)));
+
+    let error =
+        parse(format!("{base}stages = [\"answer\", \"collect\", \"train\"]\n[training]\nrank = 0\n")).unwrap_err();
+    assert_eq!(error.to_string(), "run.toml: training.rank: must be at least 1");
+    let error = parse(format!("{base}stages = [\"answer\", \"train\"]\n")).unwrap_err();
+    assert!(error.to_string().contains("training needs the Collect stage"), "{error}");
+    let error =
+        parse(format!("{base}stages = [\"answer\", \"collect\", \"train\"]\n[training]\nranks = 4\n")).unwrap_err();
+    assert!(error.to_string().contains("ranks"), "{error}");
+    let error =
+        parse(format!("{base}stages = [\"answer\", \"collect\", \"train\"]\n[adapter]\npath = \"adapters/joint\"\n"))
+            .unwrap_err();
+    assert!(error.to_string().contains("answers with its own adapters"), "{error}");
+    let config =
+        parse(format!("{base}stages = [\"evaluate\"]\n[adapter]\npath = \"adapters/joint\"\nmerged = false\n"))
+            .unwrap();
+    assert_eq!(config.adapter, Some(AdapterConfig { path: "adapters/joint".into(), merged: false }));
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The CultureSPA table for a model on CPU (issue 6): unaware, P1, P1 + a culture-joint adapter,
+# P1 + culture-specific adapters, per culture and on average, in the paper's metric and in 1 − JSD,
+# over the 259 WVS questions. Training data: the model's own culture-related instances on the
+# paper's released generated questions (PER_TOPIC per topic, all 18 cultures).
+#   scripts/culturespa-table.sh                 # default model, PER_TOPIC=10
+#   MODEL=path/to/model.gguf PER_TOPIC=50 scripts/culturespa-table.sh
+# Writes $OUT_DIR/table.md and $OUT_DIR/table.json; prints the table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODEL=${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+PER_TOPIC=${PER_TOPIC:-10}
+THREADS=${THREADS:-2}
+BATCH_SIZE=${BATCH_SIZE:-16}
+EPOCHS=${EPOCHS:-3}
+LEARNING_RATE=${LEARNING_RATE:-1e-4}
+DATA_DIR=${DATA_DIR:-var/table}
+OUT_DIR=${OUT_DIR:-docs/table}
+PORT=${PORT:-8097}
+NATIVE_TARGET=${NATIVE_TARGET:-target-native}
+BIN="$NATIVE_TARGET/release/culturespa"
+
+[ -f "$MODEL" ] || [ -d "$MODEL" ] || { echo "[table] $MODEL is missing: run scripts/fetch-model.sh" >&2; exit 1; }
+RUSTFLAGS="-C target-cpu=native" CARGO_TARGET_DIR="$NATIVE_TARGET" cargo build --release -p culturespa >&2
+
+mkdir -p "$DATA_DIR" "$OUT_DIR"
+export CULTURESPA_DATA_DIR="$DATA_DIR" CULTURESPA_MODEL="$MODEL" RAYON_NUM_THREADS="$THREADS"
+
+if [ ! -f "$DATA_DIR/.paper-imported" ]; then
+  "$BIN" questions import data/generated/Meta-Llama-3-8B-Instruct/*.json.gz --set paper >&2
+  touch "$DATA_DIR/.paper-imported"
+fi
+
+write_run() { # name, stages, extra toml
+  cat > "$DATA_DIR/$1.toml" <<EOF
+name = "table: $1"
+model = "$MODEL"
+questions_per_topic = $PER_TOPIC
+variants = ["unaware", "p1"]
+answer_mode = "scoring"
+stages = $2
+$3
+EOF
+}
+training() { # mode
+  printf '[training]\nmode = "%s"\nbatch_size = %s\nepochs = %s\nlearning_rate = %s\n' "$1" "$BATCH_SIZE" "$EPOCHS" "$LEARNING_RATE"
+}
+write_run base '["evaluate"]' ''
+write_run joint '["answer", "collect", "export", "train", "evaluate"]' "question_set = \"paper\"
+$(training joint)"
+write_run specific '["answer", "collect", "train", "evaluate"]' "question_set = \"paper\"
+$(training specific)"
+
+# Each run once: a finished run is found by name in the store and not redone; a killed one resumes.
+run_id_of() { sqlite3 "$DATA_DIR/culturespa.db" "SELECT run_id FROM runs WHERE name = 'table: $1' ORDER BY run_id DESC LIMIT 1" 2>/dev/null || true; }
+declare -A RUN_IDS
+for name in base joint specific; do
+  id=$(run_id_of "$name")
+  started=$(date +%s)
+  if [ -z "$id" ]; then
+    echo "[table] run $name" >&2
+    "$BIN" run --config "$DATA_DIR/$name.toml" >&2
+    id=$(run_id_of "$name")
+  else
+    echo "[table] run $name (#$id): resume or nothing to do" >&2
+    "$BIN" run --resume "$id" >&2
+  fi
+  echo "[table] run $name (#$id) took $(( $(date +%s) - started )) s" >&2
+  RUN_IDS[$name]=$id
+done
+
+"$BIN" serve --addr "127.0.0.1:$PORT" --data-dir "$DATA_DIR" --model "$MODEL" >/dev/null 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 1 60); do curl -sf "http://127.0.0.1:$PORT/api/health" >/dev/null && break; sleep 1; done
+fetch() { curl -sf "http://127.0.0.1:$PORT/api/scores?run=$1&variant=$2"; }
+fetch "${RUN_IDS[base]}" unaware > "$OUT_DIR/unaware.json"
+fetch "${RUN_IDS[base]}" P1 > "$OUT_DIR/p1.json"
+fetch "${RUN_IDS[joint]}" P1 > "$OUT_DIR/p1-joint.json"
+fetch "${RUN_IDS[specific]}" P1 > "$OUT_DIR/p1-specific.json"
+for name in joint specific; do
+  sqlite3 "$DATA_DIR/culturespa.db" \
+    "SELECT json_extract(event_json, '$.message') FROM run_events WHERE run_id = ${RUN_IDS[$name]} AND json_extract(event_json, '$.kind') = 'log'" \
+    > "$OUT_DIR/$name-log.txt" 2>/dev/null || true
+done
+
+python3 - "$OUT_DIR" "$MODEL" "$PER_TOPIC" "$BATCH_SIZE" "$EPOCHS" "$LEARNING_RATE" <<'PY'
+import json, sys
+out, model, per_topic, batch, epochs, lr = sys.argv[1:]
+settings = [("unaware", "unaware"), ("P1", "p1"), ("P1 + joint adapter", "p1-joint"), ("P1 + specific adapters", "p1-specific")]
+data = {label: json.load(open(f"{out}/{name}.json")) for label, name in settings}
+cultures = [c["country_code"] for c in data["P1"]["scores"]]
+def cell(scores, code, key):
+    for c in scores["scores"]:
+        if c["country_code"] == code and c.get(key) is not None:
+            return c[key]
+    return None
+def fmt(x):
+    return "–" if x is None else f"{x:.2f}"
+rows = []
+header = "| culture | " + " | ".join(label for label, _ in settings) + " |"
+lines = [f"Paper metric (×100) per culture; in parentheses 1 − JSD (×100). Model `{model}`; training data: its own",
+         f"instances on {per_topic} released generated questions per topic; LoRA rank 8, alpha 16, lr {lr}, batch {batch}, {epochs} epochs.", "",
+         header, "|" + "---|" * (len(settings) + 1)]
+table = {}
+for code in cultures:
+    values = [(cell(data[label], code, "score"), cell(data[label], code, "one_minus_jsd")) for label, _ in settings]
+    table[code] = {label: {"score": s, "one_minus_jsd": j} for (label, _), (s, j) in zip(settings, values)}
+    lines.append(f"| {code} | " + " | ".join(f"{fmt(s)} ({fmt(j)})" for s, j in values) + " |")
+averages = [(data[label].get("average"), data[label].get("average_one_minus_jsd")) for label, _ in settings]
+lines.append("| **average** | " + " | ".join(f"**{fmt(s)}** ({fmt(j)})" for s, j in averages) + " |")
+table["average"] = {label: {"score": s, "one_minus_jsd": j} for (label, _), (s, j) in zip(settings, averages)}
+open(f"{out}/table.md", "w").write("\n".join(lines) + "\n")
+json.dump(table, open(f"{out}/table.json", "w"), indent=1)
+print("\n".join(lines))
+PY
