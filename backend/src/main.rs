@@ -133,6 +133,18 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: DeviceKind,
     },
+    /// The general-ability probe: perplexity on a held-out general text and accuracy on 40
+    /// multiple-choice questions, for the model and for the model with each adapter (merged);
+    /// one JSON line per setting.
+    Probe {
+        #[arg(long, env = "CULTURESPA_MODEL", default_value = server::DEFAULT_MODEL)]
+        model: PathBuf,
+        /// An adapter folder (PEFT layout); repeat for several.
+        #[arg(long)]
+        adapter: Vec<PathBuf>,
+        #[arg(long, default_value = "cpu")]
+        device: DeviceKind,
+    },
     /// Measure the inference engine.
     Bench {
         #[command(subcommand)]
@@ -451,6 +463,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let summary = run_train_bench(&TrainBenchOptions { model, data, steps, threads, device, settings })?;
             println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
+        Command::Probe { model, adapter, device } => {
+            for report in analysis::probe_model(&model, &adapter, device)? {
+                println!("{}", serde_json::to_string(&report)?);
+            }
             Ok(())
         }
         Command::Train { model, data, out, training, threads, device } => {

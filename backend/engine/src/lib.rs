@@ -20,6 +20,7 @@ pub mod hf;
 pub mod loader;
 pub mod lora;
 pub mod model;
+pub mod probe;
 pub mod sampling;
 pub mod scoring;
 pub mod tokenizer;

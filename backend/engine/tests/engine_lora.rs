@@ -437,3 +437,21 @@ fn bad_training_input_is_named() {
     assert_eq!(records[1].system.as_deref(), Some("s"));
     assert_eq!(records[1].answer, "4");
 }
+
+#[test]
+fn the_probe_perplexity_is_the_exponential_of_the_mean_token_loss() {
+    use culturespa_engine::probe::{perplexity_of_tokens, PERPLEXITY_WINDOW};
+    let model = tiny(DType::F32);
+    // Shorter than a window: one pass, every token after the first predicted.
+    let tokens: Vec<u32> = (0..40).map(|i| (i * 7 % 97 + 1) as u32).collect();
+    assert!(tokens.len() < PERPLEXITY_WINDOW);
+    let (perplexity, predicted) = perplexity_of_tokens(&model, &tokens).unwrap();
+    assert_eq!(predicted, 39);
+    let whole =
+        TrainingExample { id: "text".into(), prompt_tokens: tokens[..1].to_vec(), target_tokens: tokens[1..].to_vec() };
+    let (loss, count) = answer_loss(&model, &[&whole]).unwrap();
+    let expected = (f64::from(loss.to_scalar::<f32>().unwrap()) / count as f64).exp();
+    assert!((perplexity - expected).abs() < 1e-3 * expected, "{perplexity} vs {expected}");
+    // A uniform guess over the vocabulary would give VOCAB; a random model is near it, not far off.
+    assert!(perplexity > 1.0 && perplexity < 10.0 * VOCAB as f64, "{perplexity}");
+}

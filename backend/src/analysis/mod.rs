@@ -6,6 +6,7 @@ mod baseline;
 mod culture_map;
 mod distribution;
 mod import;
+mod probe;
 mod relations;
 mod released;
 mod run_scores;
@@ -23,6 +24,7 @@ pub use distribution::{
     DistributionError,
 };
 pub use import::{import_embedded_release, import_released, ImportSummary};
+pub use probe::{probe_model, probe_questions, PROBE_QUESTIONS, PROBE_TEXT};
 pub use relations::{
     average_linkage, human_relations, human_similarity_matrix, human_similarity_of, majority_codes, neighbours,
     pearson_off_diagonal, run_relations, similarity_difference, similarity_matrix, Clustering, Merge, RunMatrix,
