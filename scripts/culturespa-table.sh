@@ -85,6 +85,11 @@ for name in joint specific; do
     > "$OUT_DIR/$name-log.txt" 2>/dev/null || true
 done
 
+# The general-ability probe: the base model, the joint adapter, each culture-specific adapter.
+ADAPTERS=(--adapter "$DATA_DIR/runs/${RUN_IDS[joint]}/adapters/joint")
+for dir in "$DATA_DIR/runs/${RUN_IDS[specific]}"/adapters/*/; do ADAPTERS+=(--adapter "${dir%/}"); done
+"$BIN" probe --model "$MODEL" "${ADAPTERS[@]}" > "$OUT_DIR/probe.jsonl"
+
 python3 - "$OUT_DIR" "$MODEL" "$PER_TOPIC" "$BATCH_SIZE" "$EPOCHS" "$LEARNING_RATE" <<'PY'
 import json, sys
 out, model, per_topic, batch, epochs, lr = sys.argv[1:]
@@ -111,6 +116,14 @@ for code in cultures:
 averages = [(data[label].get("average"), data[label].get("average_one_minus_jsd")) for label, _ in settings]
 lines.append("| **average** | " + " | ".join(f"**{fmt(s)}** ({fmt(j)})" for s, j in averages) + " |")
 table["average"] = {label: {"score": s, "one_minus_jsd": j} for (label, _), (s, j) in zip(settings, averages)}
+probe = [json.loads(line) for line in open(f"{out}/probe.jsonl")]
+specific = probe[2:]
+mean = lambda key, rows: sum(r[key] for r in rows) / len(rows)
+lines += ["", "General-ability probe (`culturespa probe`): perplexity on the shipped general text, multiple-choice accuracy (40 questions).", "",
+          "| setting | perplexity | multiple choice | chose option 1 |", "|---|---|---|---|"]
+for label, rows in [("base", probe[:1]), ("joint adapter", probe[1:2]), (f"specific adapters (mean of {len(specific)})", specific)]:
+    if rows:
+        lines.append(f"| {label} | {mean('perplexity', rows):.3f} | {100 * mean('multiple_choice_accuracy', rows):.1f} % | {100 * mean('chose_first_option', rows):.0f} % |")
 open(f"{out}/table.md", "w").write("\n".join(lines) + "\n")
 json.dump(table, open(f"{out}/table.json", "w"), indent=1)
 print("\n".join(lines))
