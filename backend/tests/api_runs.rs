@@ -1,11 +1,14 @@
 //! Runs through the API: validation, a real small run followed over server-sent events to its end,
 //! cancel and resume rules.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use common::model;
 use culturespa::api::{app, AppState};
 use culturespa::server::open_store;
 use culturespa::survey::SurveyData;
@@ -13,12 +16,6 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use shared::{Run, RunEvent, RunStatus};
 use tower::ServiceExt;
-
-fn model() -> std::path::PathBuf {
-    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(model.is_file(), "{} is missing: run scripts/fetch-model.sh", model.display());
-    model
-}
 
 async fn state() -> (AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();

@@ -3,8 +3,11 @@
 //! a real small generate run with the default model, killed in the middle and resumed, that ends
 //! with exactly the replies and questions of a run that was never interrupted.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
+
+use common::{culturespa, model, Db};
+use std::path::Path;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,12 +23,6 @@ use shared::{
     PAPER_GENERATION_MAX_NEW_TOKENS, PAPER_GENERATION_TEMPERATURE, PAPER_GENERATION_TOP_P,
 };
 use tokio::sync::broadcast;
-
-fn model() -> PathBuf {
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(model.is_file(), "{} is missing: run scripts/fetch-model.sh", model.display());
-    model
-}
 
 fn survey() -> SurveyData {
     SurveyData::embedded().unwrap()
@@ -302,41 +299,6 @@ const SLOTS: usize = 2 * 3;
 /// The release is imported as run 1 on first start; the test's run is the next.
 const RUN_ID: &str = "2";
 const RUN_TIMEOUT: Duration = Duration::from_secs(900);
-
-fn culturespa(data_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_culturespa"));
-    command.env("CULTURESPA_DATA_DIR", data_dir).env("CULTURESPA_MODEL", model()).env("RUST_LOG", "warn");
-    command
-}
-
-/// Reads a run's database through sqlx, read-only.
-struct Db(PathBuf);
-
-impl Db {
-    fn of(data_dir: &Path) -> Db {
-        Db(data_dir.join("culturespa.db"))
-    }
-
-    fn try_rows(&self, sql: &'static str) -> Result<Vec<String>, sqlx::Error> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async {
-            let url = format!("sqlite://{}?mode=ro", self.0.display());
-            let pool = sqlx::SqlitePool::connect(&url).await?;
-            let rows = sqlx::query_scalar(sql).fetch_all(&pool).await;
-            pool.close().await;
-            rows
-        })
-    }
-
-    fn rows(&self, sql: &'static str) -> Vec<String> {
-        self.try_rows(sql).unwrap()
-    }
-
-    /// A count; 0 while the database or its tables do not exist yet.
-    fn count(&self, sql: &'static str) -> usize {
-        self.try_rows(sql).ok().and_then(|rows| rows.first()?.parse().ok()).unwrap_or(0)
-    }
-}
 
 const ATTEMPTS_SQL: &str = "SELECT topic || '|' || question_index || '|' || attempt || '|' || seed || '|' || prompt \
      || '|' || raw_reply || '|' || IFNULL(question, '-') || '|' || IFNULL(options_json, '-') || '|' || \

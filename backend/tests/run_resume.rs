@@ -1,8 +1,10 @@
 //! A small real run on CPU with the default model: killed in the middle and resumed, it ends with
 //! exactly the answers and instances of a run that was never interrupted.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
+
+use common::{culturespa, Db};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const RUN_FILE: &str = r#"
@@ -15,52 +17,10 @@ answer_mode = "scoring"
 stages = ["answer", "collect", "export"]
 "#;
 /// 20 questions × (unaware + 3 cultures × P1): 3 chunks of answers, so a kill can fall between.
-const EXPECTED_ANSWERS: i64 = 20 * (1 + 3);
+const EXPECTED_ANSWERS: usize = 20 * (1 + 3);
 /// The release is imported as run 1 on first start; the test's run is the next.
 const RUN_ID: i64 = 2;
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
-
-fn model() -> PathBuf {
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(model.is_file(), "{} is missing: run scripts/fetch-model.sh", model.display());
-    model
-}
-
-fn culturespa(data_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_culturespa"));
-    command.env("CULTURESPA_DATA_DIR", data_dir).env("CULTURESPA_MODEL", model()).env("RUST_LOG", "warn");
-    command
-}
-
-/// Reads a run's database the way the server does, through sqlx.
-struct Db(PathBuf);
-
-impl Db {
-    fn of(data_dir: &Path) -> Db {
-        Db(data_dir.join("culturespa.db"))
-    }
-
-    /// The query's rows, each row's single text column.
-    fn try_rows(&self, sql: &'static str) -> Result<Vec<String>, sqlx::Error> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async {
-            let url = format!("sqlite://{}?mode=ro", self.0.display());
-            let pool = sqlx::SqlitePool::connect(&url).await?;
-            let rows = sqlx::query_scalar(sql).fetch_all(&pool).await;
-            pool.close().await;
-            rows
-        })
-    }
-
-    fn rows(&self, sql: &'static str) -> Vec<String> {
-        self.try_rows(sql).unwrap()
-    }
-
-    /// A count; 0 while the database or its tables do not exist yet.
-    fn count(&self, sql: &'static str) -> i64 {
-        self.try_rows(sql).ok().and_then(|rows| rows.first()?.parse().ok()).unwrap_or(0)
-    }
-}
 
 const ANSWERS_SQL: &str = "SELECT question_set || '|' || question_id || '|' || IFNULL(country_code, '-') || '|' || \
      variant || '|' || IFNULL(raw_reply, '') || '|' || IFNULL(parsed_code, '') || '|' || IFNULL(distribution_json, '') \

@@ -2,9 +2,12 @@
 //! run's instances (PEFT files, loss events), an adapter used by a later run's Answer stage, and
 //! the settings and situations it refuses.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 
+use common::model;
 use culturespa::engine::{CancelToken, Engine, EngineOptions};
 use culturespa::pipeline::run_file::parse_run_file;
 use culturespa::pipeline::runner::{adapters_dir, Runner};
@@ -15,12 +18,6 @@ use shared::{
     AdapterConfig, AnswerMode, PromptVariant, RunConfig, RunEvent, RunOrigin, RunStatus, Stage, TrainingConfig,
     TrainingMode,
 };
-
-fn model() -> PathBuf {
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(model.is_file(), "{} is missing: run scripts/fetch-model.sh", model.display());
-    model
-}
 
 async fn runner() -> (Runner, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();

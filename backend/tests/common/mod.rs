@@ -1,0 +1,51 @@
+//! What the backend's tests that run the real default model share: its path, the `culturespa`
+//! binary pointed at a data folder, and read-only queries of that folder's database.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `<repo>/models/SmolLM2-135M-Instruct.Q4_1.gguf`; fails the test, saying how to get it, when missing.
+pub fn model() -> PathBuf {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(model.is_file(), "{} is missing: run scripts/fetch-model.sh", model.display());
+    model
+}
+
+/// The `culturespa` binary with its data folder and the default model.
+pub fn culturespa(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_culturespa"));
+    command.env("CULTURESPA_DATA_DIR", data_dir).env("CULTURESPA_MODEL", model()).env("RUST_LOG", "warn");
+    command
+}
+
+/// Reads a run's database the way the server does, through sqlx, read-only.
+pub struct Db(PathBuf);
+
+impl Db {
+    pub fn of(data_dir: &Path) -> Db {
+        Db(data_dir.join("culturespa.db"))
+    }
+
+    /// The query's rows, each row's single text column.
+    pub fn try_rows(&self, sql: &'static str) -> Result<Vec<String>, sqlx::Error> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let url = format!("sqlite://{}?mode=ro", self.0.display());
+            let pool = sqlx::SqlitePool::connect(&url).await?;
+            let rows = sqlx::query_scalar(sql).fetch_all(&pool).await;
+            pool.close().await;
+            rows
+        })
+    }
+
+    pub fn rows(&self, sql: &'static str) -> Vec<String> {
+        self.try_rows(sql).unwrap()
+    }
+
+    /// A count; 0 while the database or its tables do not exist yet.
+    pub fn count(&self, sql: &'static str) -> usize {
+        self.try_rows(sql).ok().and_then(|rows| rows.first()?.parse().ok()).unwrap_or(0)
+    }
+}
