@@ -515,17 +515,12 @@ fn train_command(
     settings: culturespa::engine::TrainingSettings,
     device: DeviceKind,
 ) -> anyhow::Result<()> {
-    use culturespa::engine::train::{prepare_example, read_sft_file};
+    use culturespa::engine::train::{prepare_examples, read_sft_file};
     settings.validate()?;
     let records = read_sft_file(data)?;
     let loaded = culturespa::engine::load_model(model, device)
         .with_context(|| format!("loading the model {}", model.display()))?;
-    let template = loaded.chat_template()?;
-    let context = loaded.model.config().context_length;
-    let examples = records
-        .iter()
-        .map(|record| prepare_example(record, template, &loaded.tokenizer, context))
-        .collect::<Result<Vec<_>, _>>()?;
+    let examples = prepare_examples(&records, &loaded)?;
     let total = settings.total_steps(examples.len());
     let bar = indicatif::ProgressBar::new(total as u64).with_style(
         indicatif::ProgressStyle::with_template("train {bar:30} {pos}/{len} steps  {msg}  [{elapsed} < {eta}]")

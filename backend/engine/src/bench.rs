@@ -14,7 +14,7 @@ use super::error::{EngineError, Result};
 use super::loader::DeviceKind;
 use super::model::SequenceInput;
 use super::scoring::ScorePrompt;
-use super::train::{prepare_example, read_sft_file, train, TrainingSettings};
+use super::train::{prepare_examples, read_sft_file, train, TrainingSettings};
 use super::worker::{Engine, EngineOptions};
 
 /// Settings of one benchmark run.
@@ -182,15 +182,9 @@ pub struct TrainBenchSummary {
 /// forward pass over the same sequences. The adapter goes to a temporary folder, removed after.
 pub fn run_train_bench(options: &TrainBenchOptions) -> Result<TrainBenchSummary> {
     let loaded = super::loader::load_model(&options.model, options.device)?;
-    let template = loaded.chat_template()?;
-    let context = loaded.model.config().context_length;
-    let records = read_sft_file(&options.data)?;
-    let needed = options.steps * options.settings.batch_size;
-    let examples = records
-        .iter()
-        .take(needed)
-        .map(|record| prepare_example(record, template, &loaded.tokenizer, context))
-        .collect::<Result<Vec<_>>>()?;
+    let mut records = read_sft_file(&options.data)?;
+    records.truncate(options.steps * options.settings.batch_size);
+    let examples = prepare_examples(&records, &loaded)?;
     let settings = TrainingSettings { max_steps: Some(options.steps), epochs: 1, ..options.settings.clone() };
 
     let started = Instant::now();

@@ -16,7 +16,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::error::{EngineError, Result};
-use super::model::{LlamaModel, LoraDropout, LowRankUpdate, ProjectionLora};
+use super::model::LlamaModel;
 use super::sampling::SeededRng;
 
 /// The seven linear modules of a decoder layer, in PEFT's names.
@@ -406,6 +406,110 @@ fn parse_peft_name(name: &str) -> Option<(usize, String, char)> {
         _ => return None,
     };
     Some((layer, module.to_string(), which))
+}
+
+/// The low-rank updates of a (possibly fused) projection: one part per stacked module, in the
+/// order of the stacked rows; a module without an update contributes zeros.
+#[derive(Debug, Clone)]
+pub(super) struct ProjectionLora {
+    pub(super) parts: Vec<(usize, Option<LowRankUpdate>)>,
+}
+
+/// `Δy = scale · dropout(x) Aᵀ Bᵀ` with `A: [rank, in]`, `B: [out, rank]` (PEFT's lora_A / lora_B).
+#[derive(Debug, Clone)]
+pub(super) struct LowRankUpdate {
+    pub(super) a: Tensor,
+    pub(super) b: Tensor,
+    pub(super) scale: f64,
+    /// Inverted dropout on the input while training; `None` at inference.
+    pub(super) dropout: Option<LoraDropout>,
+}
+
+/// A dropout probability and the seeded generator its masks come from (shared by the updates of
+/// one forward pass, drawn in layer order, so a training step is reproducible).
+#[derive(Debug, Clone)]
+pub(super) struct LoraDropout {
+    pub(super) probability: f64,
+    pub(super) rng: std::sync::Arc<std::sync::Mutex<super::sampling::SeededRng>>,
+}
+
+impl LowRankUpdate {
+    fn delta(&self, input: &Tensor) -> Result<Tensor> {
+        // The adapter may be kept in f32 while the base runs in bf16 (CUDA).
+        let x = input.to_dtype(self.a.dtype())?;
+        let x = match &self.dropout {
+            Some(dropout) => {
+                let keep = 1.0 - dropout.probability;
+                let (rows, width) = x.dims2()?;
+                let mut rng = dropout.rng.lock().map_err(|_| EngineError::WorkerPanicked)?;
+                let mask: Vec<f32> =
+                    (0..rows * width).map(|_| if rng.next_unit() < keep { (1.0 / keep) as f32 } else { 0.0 }).collect();
+                drop(rng);
+                let mask = Tensor::from_vec(mask, (rows, width), x.device())?.to_dtype(x.dtype())?;
+                (x * mask)?
+            }
+            None => x,
+        };
+        // The scale goes on the narrow [rows, rank] product, not on the wide output.
+        let delta = (x.matmul(&self.a.t()?)? * self.scale)?.matmul(&self.b.t()?)?;
+        Ok(delta.to_dtype(input.dtype())?)
+    }
+}
+
+impl ProjectionLora {
+    pub(super) fn delta(&self, input: &Tensor) -> Result<Tensor> {
+        if self.parts.len() > 1
+            && self.parts.iter().all(|(_, update)| update.as_ref().is_none_or(|u| u.dropout.is_none()))
+        {
+            return self.stacked_delta(input);
+        }
+        let rows = input.dim(0)?;
+        let parts = self
+            .parts
+            .iter()
+            .map(|(width, update)| match update {
+                Some(update) => update.delta(input),
+                None => Ok(Tensor::zeros((rows, *width), input.dtype(), input.device())?),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(if parts.len() == 1 { parts.into_iter().next().expect("one part") } else { Tensor::cat(&parts, 1)? })
+    }
+
+    /// The updates of a fused projection as two GEMMs instead of two per part plus a
+    /// concatenation of wide outputs: `x [A₁; A₂; …]ᵀ` then a block-diagonal `[s₁B₁ ⊕ s₂B₂ ⊕ …]ᵀ`
+    /// (small matrices; a part without an update is a zero block).
+    fn stacked_delta(&self, input: &Tensor) -> Result<Tensor> {
+        let updates: Vec<&LowRankUpdate> = self.parts.iter().filter_map(|(_, update)| update.as_ref()).collect();
+        let first =
+            updates.first().ok_or_else(|| EngineError::InvalidBatch("a LoRA projection without updates".into()))?;
+        let (dtype, device) = (first.a.dtype(), first.a.device().clone());
+        let total_rank: usize = updates.iter().map(|u| u.a.dim(0)).sum::<candle_core::Result<usize>>()?;
+        let stacked_a = Tensor::cat(&updates.iter().map(|u| &u.a).collect::<Vec<_>>(), 0)?;
+        let mut blocks = Vec::with_capacity(self.parts.len());
+        let mut rank_before = 0;
+        for (width, update) in &self.parts {
+            let Some(update) = update else {
+                blocks.push(Tensor::zeros((*width, total_rank), dtype, &device)?);
+                continue;
+            };
+            let rank = update.a.dim(0)?;
+            let mut row = Vec::with_capacity(3);
+            if rank_before > 0 {
+                row.push(Tensor::zeros((*width, rank_before), dtype, &device)?);
+            }
+            row.push((&update.b * update.scale)?);
+            let rank_after = total_rank - rank_before - rank;
+            if rank_after > 0 {
+                row.push(Tensor::zeros((*width, rank_after), dtype, &device)?);
+            }
+            blocks.push(Tensor::cat(&row, 1)?);
+            rank_before += rank;
+        }
+        let stacked_b = Tensor::cat(&blocks, 0)?;
+        let x = input.to_dtype(dtype)?;
+        let delta = x.matmul(&stacked_a.t()?)?.matmul(&stacked_b.t()?)?;
+        Ok(delta.to_dtype(input.dtype())?)
+    }
 }
 
 impl LlamaModel {

@@ -2,7 +2,7 @@
 //! abilities: perplexity on a held-out general text and accuracy on a small multiple-choice set,
 //! for the base model or the model with an adapter (merged).
 
-use candle_core::{Tensor, D};
+use candle_core::DType;
 use serde::{Deserialize, Serialize};
 
 use super::batch::{BatchLimits, PrefixCache};
@@ -13,6 +13,7 @@ use super::lora::LoraAdapter;
 use super::model::LlamaModel;
 use super::scoring::{ScorePrompt, Scorer};
 use super::tokenizer::TextTokenizer;
+use super::train::{answer_loss, TrainingExample};
 
 /// Tokens per perplexity window (each window is scored from its own first token).
 pub const PERPLEXITY_WINDOW: usize = 256;
@@ -63,20 +64,21 @@ pub fn perplexity(model: &LlamaModel, tokenizer: &TextTokenizer, text: &str) -> 
     perplexity_of_tokens(model, &tokenizer.encode(text)?)
 }
 
-/// Perplexity of a token sequence and the number of tokens predicted.
+/// Perplexity of a token sequence and the number of tokens predicted: each window is an example
+/// whose first token is the prompt and the rest the target of the training loss.
 pub fn perplexity_of_tokens(model: &LlamaModel, tokens: &[u32]) -> Result<(f64, usize)> {
     let window = PERPLEXITY_WINDOW.min(model.config().context_length);
     let mut total_nll = 0.0;
     let mut predicted = 0;
     for chunk in tokens.chunks(window).filter(|chunk| chunk.len() > 1) {
-        let inputs = &chunk[..chunk.len() - 1];
-        let rows: Vec<usize> = (0..inputs.len()).collect();
-        let hidden = model.forward_rows(&[inputs], &[rows])?;
-        let log_probs = candle_nn::ops::log_softmax(&model.logits_for_loss(&hidden)?, D::Minus1)?;
-        let targets = Tensor::from_slice(&chunk[1..], (chunk.len() - 1, 1), model.device())?;
-        let picked = log_probs.gather(&targets, 1)?.sum_all()?.to_dtype(candle_core::DType::F64)?;
-        total_nll -= picked.to_scalar::<f64>()?;
-        predicted += chunk.len() - 1;
+        let example = TrainingExample {
+            id: "the probe text".into(),
+            prompt_tokens: chunk[..1].to_vec(),
+            target_tokens: chunk[1..].to_vec(),
+        };
+        let (loss, count) = answer_loss(model, &[&example])?;
+        total_nll += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        predicted += count;
     }
     if predicted == 0 {
         return Err(EngineError::EmptyPrompt { id: "the probe text".into() });

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::chat_template::{ChatMessage, ChatTemplate};
 use super::error::{EngineError, Result};
+use super::loader::LoadedModel;
 use super::lora::{write_atomically, LoraAdapter, LoraSettings, TrainableAdapter, ADAPTER_WEIGHTS_FILE};
 use super::model::LlamaModel;
 use super::sampling::SeededRng;
@@ -239,6 +240,13 @@ pub fn prepare_example(
         return Err(EngineError::PromptTooLong { id: record.id.clone(), tokens, context: context_length });
     }
     Ok(TrainingExample { id: record.id.clone(), prompt_tokens, target_tokens })
+}
+
+/// Every record tokenized for `loaded`'s model (see [`prepare_example`]).
+pub fn prepare_examples(records: &[SftRecord], loaded: &LoadedModel) -> Result<Vec<TrainingExample>> {
+    let template = loaded.chat_template()?;
+    let context = loaded.model.config().context_length;
+    records.iter().map(|record| prepare_example(record, template, &loaded.tokenizer, context)).collect()
 }
 
 /// Summed cross-entropy of the examples' answer tokens under `model` (an adapted copy when

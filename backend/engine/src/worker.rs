@@ -19,7 +19,7 @@ use super::lora::LoraAdapter;
 use super::model::LlamaModel;
 use super::sampling::{generate, Generation, GenerationPrompt, SamplingParams};
 use super::scoring::{OptionScores, ScoreCounters, ScorePrompt, Scorer};
-use super::train::{prepare_example, train, SftRecord, TrainingOutcome, TrainingProgress, TrainingSettings};
+use super::train::{prepare_examples, train, SftRecord, TrainingOutcome, TrainingProgress, TrainingSettings};
 
 /// How to start an engine.
 #[derive(Debug, Clone)]
@@ -443,13 +443,7 @@ impl Worker {
         cancel: &CancelToken,
     ) -> Result<TrainingOutcome> {
         self.adapted = None; // the training copies hold their own adapter; free memory first
-        let template = self.loaded.chat_template()?;
-        let context = self.loaded.model.config().context_length;
-        let examples = request
-            .records
-            .iter()
-            .map(|record| prepare_example(record, template, &self.loaded.tokenizer, context))
-            .collect::<Result<Vec<_>>>()?;
+        let examples = prepare_examples(&request.records, &self.loaded)?;
         let base_model = Some(self.loaded.source.display().to_string());
         train(
             &self.loaded.model,

@@ -439,7 +439,7 @@ fn bad_training_input_is_named() {
 }
 
 #[test]
-fn the_probe_perplexity_is_the_exponential_of_the_mean_token_loss() {
+fn the_probe_perplexity_is_the_exponential_of_the_mean_next_token_loss() {
     use culturespa_engine::probe::{perplexity_of_tokens, PERPLEXITY_WINDOW};
     let model = tiny(DType::F32);
     // Shorter than a window: one pass, every token after the first predicted.
@@ -447,10 +447,14 @@ fn the_probe_perplexity_is_the_exponential_of_the_mean_token_loss() {
     assert!(tokens.len() < PERPLEXITY_WINDOW);
     let (perplexity, predicted) = perplexity_of_tokens(&model, &tokens).unwrap();
     assert_eq!(predicted, 39);
-    let whole =
-        TrainingExample { id: "text".into(), prompt_tokens: tokens[..1].to_vec(), target_tokens: tokens[1..].to_vec() };
-    let (loss, count) = answer_loss(&model, &[&whole]).unwrap();
-    let expected = (f64::from(loss.to_scalar::<f32>().unwrap()) / count as f64).exp();
+    // Independently: the inference forward pass over each prefix, next-token log-probabilities.
+    let mut nll = 0.0;
+    for end in 1..tokens.len() {
+        let logits = last_token_logits(&model, &tokens[..end]);
+        let log_sum: f64 = logits.iter().map(|&l| f64::from(l).exp()).sum::<f64>().ln();
+        nll += log_sum - f64::from(logits[tokens[end] as usize]);
+    }
+    let expected = (nll / 39.0).exp();
     assert!((perplexity - expected).abs() < 1e-3 * expected, "{perplexity} vs {expected}");
     // A uniform guess over the vocabulary would give VOCAB; a random model is near it, not far off.
     assert!(perplexity > 1.0 && perplexity < 10.0 * VOCAB as f64, "{perplexity}");
