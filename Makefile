@@ -1,5 +1,5 @@
 # CultureSPA Studio. Two commands do everything on a fresh machine:
-#   make run    installs what is missing, builds, serves http://127.0.0.1:8080
+#   make run    installs what is missing, builds, serves http://127.0.0.1:8080 (MODEL=NAME picks the default model)
 #   make test   fmt, clippy, all Rust tests, the wasm build, the browser tests
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -8,6 +8,9 @@ export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 export TRUNK_SKIP_VERSION_CHECK := true
 
 ADDR ?= 127.0.0.1:8080
+# The model of runs that name none: a name of data/models/catalog.toml (`scripts/fetch-model.sh
+# --list`), installed on first use.
+MODEL ?= smollm2-135m
 DATA_DIR ?= var
 # The server binary `make run` starts is built for this machine's CPU (about 4x faster prefill);
 # it gets a target dir of its own so that it never invalidates the test builds.
@@ -16,7 +19,8 @@ NATIVE_TARGET_DIR ?= target-native
 .PHONY: run setup setup-test frontend backend-native test fmt-check clippy rust-tests wasm browser-tests clean
 
 run: setup frontend backend-native
-	CULTURESPA_STATIC_DIR=dist $(NATIVE_TARGET_DIR)/release/culturespa serve --addr $(ADDR) --data-dir $(DATA_DIR)
+	scripts/fetch-model.sh $(MODEL)
+	CULTURESPA_STATIC_DIR=dist $(NATIVE_TARGET_DIR)/release/culturespa serve --addr $(ADDR) --data-dir $(DATA_DIR) --model $(MODEL)
 
 setup:
 	scripts/setup.sh

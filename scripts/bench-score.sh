@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Scoring throughput on the WVS workload: ours against llama.cpp (when llama-cpp-python is
-# importable) on the same first N prompts; prints both summaries, the speed ratio and the argmax
-# agreement as one JSON object.
-#   scripts/bench-score.sh                 LIMIT=1000 THREADS=2 by default
+# Scoring throughput on the WVS workload: ours against llama.cpp (llama-cpp-python, built for this
+# CPU by scripts/setup-llamacpp.sh into a cached venv) on the same first N prompts of the same GGUF;
+# prints both summaries, the speed ratio, the argmax agreement, our fraction of the f32 GEMM
+# ceiling measured in the same run, and how the peer was built, as one JSON object (also written
+# to $OUT/result.json). On a CPU with AMX-BF16 ours runs twice, f32 projections (the reference)
+# and bf16 projections on AMX tiles (`culturespa --amx bench score`), both compared with the peer.
+#   scripts/bench-score.sh                 LIMIT=1000 THREADS=2 MODEL=models/SmolLM2-...gguf
+#   MODEL=models/Qwen2.5-Coder-0.5B-Instruct.gguf scripts/bench-score.sh
+#   NO_PEER=1 scripts/bench-score.sh       ours only
+#   NO_AMX=1 scripts/bench-score.sh        f32 projections only, even where AMX exists
 #   PEER_ARGS=--no-repack scripts/bench-score.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,19 +32,30 @@ head -n "$LIMIT" "$OUT/prompts-all.jsonl" > "$OUT/prompts.jsonl"
 echo "[bench] culturespa on $(wc -l < "$OUT/prompts.jsonl") prompts, $THREADS threads" >&2
 "$NATIVE_TARGET/release/culturespa" bench score --model "$MODEL" --prompts "$OUT/prompts.jsonl" \
   --threads "$THREADS" > "$OUT/culturespa.jsonl" 2> "$OUT/culturespa.log"
-
-PEER_OUT=""
-if python3 -c "import llama_cpp, numpy" 2>/dev/null; then
-  echo "[bench] llama.cpp on the same prompts" >&2
-  # shellcheck disable=SC2086
-  python3 "$BENCH/llamacpp_score.py" --model "$MODEL" --prompts "$OUT/prompts.jsonl" \
-    --threads "$THREADS" $PEER_ARGS > "$OUT/llamacpp.jsonl" 2> "$OUT/llamacpp.log"
-  PEER_OUT="$OUT/llamacpp"
-else
-  echo "[bench] llama-cpp-python is not importable: skipping the peer" >&2
+AMX_OUT=""
+if [ -z "${NO_AMX:-}" ] && grep -m1 '^flags' /proc/cpuinfo | grep -qw amx_bf16; then
+  echo "[bench] culturespa with bf16 projections on AMX tiles" >&2
+  "$NATIVE_TARGET/release/culturespa" --amx bench score --model "$MODEL" --prompts "$OUT/prompts.jsonl" \
+    --threads "$THREADS" > "$OUT/culturespa-amx.jsonl" 2> "$OUT/culturespa-amx.log"
+  AMX_OUT="$OUT/culturespa-amx"
 fi
 
-python3 - "$OUT/culturespa" "$PEER_OUT" <<'PY'
+PEER_OUT=""
+PEER_BUILD=""
+if [ -z "${NO_PEER:-}" ]; then
+  PEER_PY=$(scripts/setup-llamacpp.sh)
+  PEER_BUILD="$(dirname "$(dirname "$PEER_PY")")/culturespa-build-flags.txt"
+  PEER_VERSION=$("$PEER_PY" -c "import llama_cpp; print(llama_cpp.__version__)")
+  echo "[bench] llama.cpp on the same prompts" >&2
+  # shellcheck disable=SC2086
+  "$PEER_PY" "$BENCH/llamacpp_score.py" --model "$MODEL" --prompts "$OUT/prompts.jsonl" \
+    --threads "$THREADS" $PEER_ARGS > "$OUT/llamacpp.jsonl" 2> "$OUT/llamacpp.log"
+  PEER_OUT="$OUT/llamacpp"
+fi
+
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+CPU_SETS=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|avx512f|avx512_vnni|avx512_bf16|amx_tile|amx_bf16)$' | tr '\n' ' ')
+python3 - "$OUT/culturespa" "$PEER_OUT" "$MODEL" "$PEER_BUILD" "$CPU" "$CPU_SETS" "$PEER_ARGS" "${PEER_VERSION:-}" "$AMX_OUT" <<'PY' | tee "$OUT/result.json"
 import json, sys
 
 def summary(prefix):
@@ -48,24 +65,34 @@ def summary(prefix):
 def answers(prefix):
     return {r["id"]: r for r in map(json.loads, open(prefix + ".jsonl"))}
 
-ours_prefix, peer_prefix = sys.argv[1], sys.argv[2]
-ours = summary(ours_prefix)
-# SmolLM2-135M prefill ceiling on 2 cores here (DESIGN.md §3: 340 GFLOP/s ÷ 212 MFLOP/token).
-PREFILL_CEILING_TOKENS_PER_S = 1600
-result = {"culturespa": ours, "fraction_of_prefill_ceiling": round(ours["tokens_per_s"] / PREFILL_CEILING_TOKENS_PER_S, 3),
-          "llama_cpp": None}
-if peer_prefix:
-    peer = summary(peer_prefix)
-    a, b = answers(ours_prefix), answers(peer_prefix)
+ours_prefix, peer_prefix, model, peer_build, cpu, cpu_sets, peer_args, peer_version, amx_prefix = sys.argv[1:10]
+
+def compare(a, b):
     common = [i for i in a if i in b]
     agree = sum(a[i]["answer"] == b[i]["answer"] for i in common)
     tv = [0.5 * sum(abs(x - y) for x, y in zip(a[i]["probs"], b[i]["probs"])) for i in common]
-    result.update({
-        "llama_cpp": peer,
-        "speedup_prompts_per_s": round(ours["prompts_per_s"] / peer["prompts_per_s"], 3),
-        "argmax_agreement": round(agree / len(common), 4) if common else None,
-        "mean_total_variation": round(sum(tv) / len(tv), 5) if tv else None,
-        "compared": len(common),
-    })
+    return {"argmax_agreement": round(agree / len(common), 4) if common else None,
+            "mean_total_variation": round(sum(tv) / len(tv), 5) if tv else None,
+            "compared": len(common)}
+
+ours = summary(ours_prefix)
+result = {"model": model, "cpu": cpu, "cpu_instruction_sets": cpu_sets.split(),
+          "culturespa": ours, "fraction_of_ceiling": ours.get("fraction_of_ceiling"), "llama_cpp": None}
+if amx_prefix:
+    amx = summary(amx_prefix)
+    result["culturespa_amx"] = amx
+    result["amx_vs_f32"] = {"speedup_prompts_per_s": round(amx["prompts_per_s"] / ours["prompts_per_s"], 3),
+                            **compare(answers(ours_prefix), answers(amx_prefix))}
+if peer_prefix:
+    peer = summary(peer_prefix)
+    flags = open(peer_build).read().strip() if peer_build else ""
+    peer["build"] = {"llama_cpp_python": peer_version, "cmake_args": flags, "peer_args": peer_args,
+                     "repack": "--no-repack" not in peer_args}
+    result["llama_cpp"] = peer
+    result["speedup_prompts_per_s"] = round(ours["prompts_per_s"] / peer["prompts_per_s"], 3)
+    result.update(compare(answers(ours_prefix), answers(peer_prefix)))
+    if amx_prefix:
+        result["amx_vs_llama_cpp"] = {"speedup_prompts_per_s": round(amx["prompts_per_s"] / peer["prompts_per_s"], 3),
+                                      **compare(answers(amx_prefix), answers(peer_prefix))}
 print(json.dumps(result))
 PY

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod curation;
 /// The inference engine (its own crate, so that it is optimised in test builds too).
 pub use culturespa_engine as engine;
+pub mod models;
 pub mod pipeline;
 pub mod server;
 pub mod store;

@@ -11,9 +11,10 @@ use culturespa::auth;
 use culturespa::curation;
 use culturespa::engine::batch::{BatchLimits, DEFAULT_MAX_BATCH_SEQUENCES, DEFAULT_MAX_BATCH_TOKENS};
 use culturespa::engine::bench::{
-    run_score_bench, run_train_bench, set_compute_threads, ScoreBenchOptions, TrainBenchOptions,
+    run_score_bench, run_train_bench, set_compute_threads, ScoreBenchOptions, TrainBenchOptions, DEFAULT_CEILING_ROWS,
 };
 use culturespa::engine::DeviceKind;
+use culturespa::models::{self, ModelRegistry, ModelSource};
 use culturespa::pipeline;
 use culturespa::pipeline::runner::{run_command, RunTarget};
 use culturespa::server::{self, ServeOptions};
@@ -28,6 +29,13 @@ struct Cli {
     /// A folder with the four WVS data files, instead of the copies embedded in the binary.
     #[arg(long, global = true, env = "CULTURESPA_WVS_DATA")]
     wvs_data: Option<PathBuf>,
+    /// Where models are installed (scripts/fetch-model.sh puts them in models/).
+    #[arg(long, global = true, env = "CULTURESPA_MODELS_DIR", default_value = models::DEFAULT_MODELS_DIR)]
+    models_dir: PathBuf,
+    /// Run the models' projections as bf16 GEMMs on AMX tiles (`run`, `serve`, the stage
+    /// commands, `bench score`); f32 (the reference) otherwise. A portable loop stands in where the CPU lacks AMX.
+    #[arg(long, global = true, env = "CULTURESPA_AMX")]
+    amx: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,9 +52,9 @@ enum Command {
         /// The Trunk-built frontend.
         #[arg(long, env = "CULTURESPA_STATIC_DIR", default_value = "dist")]
         static_dir: PathBuf,
-        /// The model of runs that name none (a GGUF file or a Hugging Face folder).
+        /// The model of runs that name none (a catalogue name, a model in --models-dir, or a path).
         #[arg(long, env = "CULTURESPA_MODEL", default_value = server::DEFAULT_MODEL)]
-        model: PathBuf,
+        model: String,
     },
     /// Work with the WVS data.
     Data {
@@ -117,7 +125,7 @@ enum Command {
     Train {
         /// A GGUF file or a Hugging Face model folder.
         #[arg(long, env = "CULTURESPA_MODEL", default_value = server::DEFAULT_MODEL)]
-        model: PathBuf,
+        model: String,
         /// JSON lines or a JSON array of records.
         #[arg(long)]
         data: PathBuf,
@@ -138,12 +146,18 @@ enum Command {
     /// one JSON line per setting.
     Probe {
         #[arg(long, env = "CULTURESPA_MODEL", default_value = server::DEFAULT_MODEL)]
-        model: PathBuf,
+        model: String,
         /// An adapter folder (PEFT layout); repeat for several.
         #[arg(long)]
         adapter: Vec<PathBuf>,
         #[arg(long, default_value = "cpu")]
         device: DeviceKind,
+    },
+    /// The model catalogue and the models folder: what runs can name and what is installed.
+    Models {
+        /// One JSON object per model instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Measure the inference engine.
     Bench {
@@ -209,9 +223,9 @@ struct StoreArgs {
     /// Where the database lives.
     #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
     data_dir: PathBuf,
-    /// The model of runs that name none (a GGUF file or a Hugging Face folder).
+    /// The model of runs that name none (a catalogue name, a model in --models-dir, or a path).
     #[arg(long, env = "CULTURESPA_MODEL", default_value = server::DEFAULT_MODEL)]
-    model: PathBuf,
+    model: String,
 }
 
 /// LoRA and optimizer settings (the paper's by default).
@@ -261,9 +275,9 @@ enum BenchCommand {
     /// Score a make_prompts.py JSONL: one {"id","probs","answer"} line per prompt on stdout, a
     /// summary JSON as the last line on stderr (the formats of shared/bench/llamacpp_score.py).
     Score {
-        /// A GGUF file or a Hugging Face model folder.
+        /// A model of the catalogue or the models folder, a GGUF file or a Hugging Face folder.
         #[arg(long)]
-        model: PathBuf,
+        model: String,
         #[arg(long)]
         prompts: PathBuf,
         #[arg(long, default_value_t = 2)]
@@ -280,12 +294,15 @@ enum BenchCommand {
         /// Prompts per forward pass.
         #[arg(long, default_value_t = DEFAULT_MAX_BATCH_SEQUENCES)]
         batch_prompts: usize,
+        /// Skip measuring the f32 GEMM ceiling of the model's projections (done before scoring).
+        #[arg(long)]
+        no_ceiling: bool,
     },
     /// LoRA training throughput (tokens/s) beside the prefill throughput of the same sequences,
     /// as one JSON line on stdout.
     Train {
         #[arg(long, env = "CULTURESPA_MODEL", default_value = server::DEFAULT_MODEL)]
-        model: PathBuf,
+        model: String,
         /// An SFT file (e.g. from `culturespa export`).
         #[arg(long)]
         data: PathBuf,
@@ -300,6 +317,12 @@ enum BenchCommand {
         batch_size: usize,
         #[arg(long, default_value_t = 4)]
         micro_batch_size: usize,
+        /// Timed repetitions after one untimed warm-up (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Also time the same training through candle's autograd, side by side.
+        #[arg(long)]
+        with_autograd: bool,
     },
 }
 
@@ -357,7 +380,20 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let registry = ModelRegistry::new(&cli.models_dir)?;
+    let resolve = |spec: &str| registry.resolve(spec);
     match cli.command {
+        Command::Models { json } => {
+            let listings = registry.list();
+            if json {
+                for listing in &listings {
+                    println!("{}", serde_json::to_string(listing)?);
+                }
+            } else {
+                print!("{}", models_table(&listings, registry.models_dir()));
+            }
+            Ok(())
+        }
         Command::Serve { addr, data_dir, static_dir, model } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(server::serve(ServeOptions {
@@ -365,7 +401,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 data_dir,
                 wvs_data: cli.wvs_data,
                 static_dir: Some(static_dir),
-                default_model: model,
+                models: ModelSource::new(&cli.models_dir, model)?.with_bf16_projections(cli.amx),
             }))
         }
         Command::Data { command: DataCommand::Check } => {
@@ -418,26 +454,47 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (Some(file), None) => RunTarget::Config(file),
                 (None, None) => anyhow::bail!("give --config FILE or --resume ID"),
             };
-            execute_run(cli.wvs_data.as_deref(), store, target, None)
+            execute_run(cli.wvs_data.as_deref(), &cli.models_dir, cli.amx, store, target, None)
         }
-        Command::Generate { run, store } => {
-            execute_run(cli.wvs_data.as_deref(), store, RunTarget::Resume(run), Some(Stage::Generate))
-        }
-        Command::Answer { run, store } => {
-            execute_run(cli.wvs_data.as_deref(), store, RunTarget::Resume(run), Some(Stage::Answer))
-        }
-        Command::Collect { run, store } => {
-            execute_run(cli.wvs_data.as_deref(), store, RunTarget::Resume(run), Some(Stage::Collect))
-        }
-        Command::Evaluate { run, store } => {
-            execute_run(cli.wvs_data.as_deref(), store, RunTarget::Resume(run), Some(Stage::Evaluate))
-        }
+        Command::Generate { run, store } => execute_run(
+            cli.wvs_data.as_deref(),
+            &cli.models_dir,
+            cli.amx,
+            store,
+            RunTarget::Resume(run),
+            Some(Stage::Generate),
+        ),
+        Command::Answer { run, store } => execute_run(
+            cli.wvs_data.as_deref(),
+            &cli.models_dir,
+            cli.amx,
+            store,
+            RunTarget::Resume(run),
+            Some(Stage::Answer),
+        ),
+        Command::Collect { run, store } => execute_run(
+            cli.wvs_data.as_deref(),
+            &cli.models_dir,
+            cli.amx,
+            store,
+            RunTarget::Resume(run),
+            Some(Stage::Collect),
+        ),
+        Command::Evaluate { run, store } => execute_run(
+            cli.wvs_data.as_deref(),
+            &cli.models_dir,
+            cli.amx,
+            store,
+            RunTarget::Resume(run),
+            Some(Stage::Evaluate),
+        ),
         Command::Bench {
-            command: BenchCommand::Score { model, prompts, threads, limit, device, batch_tokens, batch_prompts },
+            command:
+                BenchCommand::Score { model, prompts, threads, limit, device, batch_tokens, batch_prompts, no_ceiling },
         } => {
             set_compute_threads(threads);
             let options = ScoreBenchOptions {
-                model,
+                model: resolve(&model)?,
                 prompts,
                 threads,
                 limit,
@@ -447,13 +504,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     max_sequences: batch_prompts,
                     ..BatchLimits::default()
                 },
+                ceiling_rows: if no_ceiling { Vec::new() } else { DEFAULT_CEILING_ROWS.to_vec() },
+                bf16_projections: cli.amx,
             };
             let summary = run_score_bench(&options, std::io::stdout())?;
             eprintln!("{}", serde_json::to_string(&summary)?);
             Ok(())
         }
         Command::Bench {
-            command: BenchCommand::Train { model, data, steps, threads, device, batch_size, micro_batch_size },
+            command:
+                BenchCommand::Train {
+                    model,
+                    data,
+                    steps,
+                    threads,
+                    device,
+                    batch_size,
+                    micro_batch_size,
+                    repeats,
+                    with_autograd,
+                },
         } => {
             set_compute_threads(threads);
             let settings = culturespa::engine::TrainingSettings {
@@ -461,12 +531,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 micro_batch_size,
                 ..culturespa::engine::TrainingSettings::default()
             };
-            let summary = run_train_bench(&TrainBenchOptions { model, data, steps, threads, device, settings })?;
+            let summary = run_train_bench(&TrainBenchOptions {
+                model: resolve(&model)?,
+                data,
+                steps,
+                repeats,
+                threads,
+                device,
+                settings,
+                with_autograd,
+            })?;
             println!("{}", serde_json::to_string(&summary)?);
             Ok(())
         }
         Command::Probe { model, adapter, device } => {
-            for report in analysis::probe_model(&model, &adapter, device)? {
+            for report in analysis::probe_model(&resolve(&model)?, &adapter, device)? {
                 println!("{}", serde_json::to_string(&report)?);
             }
             Ok(())
@@ -475,7 +554,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(threads) = threads {
                 set_compute_threads(threads);
             }
-            train_command(&model, &data, &out, training.settings(), device)
+            train_command(&resolve(&model)?, &data, &out, training.settings(), device)
         }
         Command::Questions { command: QuestionsCommand::Filter { files, out, question_set } } => {
             let survey = server::load_survey(cli.wvs_data.as_deref())?;
@@ -613,9 +692,28 @@ fn export_command(
     Ok(())
 }
 
+/// The catalogue and the models folder as a table.
+fn models_table(listings: &[shared::ModelListing], models_dir: &Path) -> String {
+    let mut table = format!("{:<24} {:<10} {:>9}  {:<11} {}\n", "NAME", "INSTALLED", "MB", "LICENCE", "MODEL");
+    for listing in listings {
+        let installed = if listing.installed { "yes" } else { "no" };
+        let megabytes = listing.bytes.map(|b| format!("{:.1}", b as f64 / 1e6)).unwrap_or_default();
+        let title = if listing.default { format!("{} (default)", listing.title) } else { listing.title.clone() };
+        table.push_str(&format!(
+            "{:<24} {installed:<10} {megabytes:>9}  {:<11} {title}\n",
+            listing.name,
+            listing.licence.as_deref().unwrap_or("?"),
+        ));
+    }
+    table.push_str(&format!("models folder: {}; install one with scripts/fetch-model.sh NAME\n", models_dir.display()));
+    table
+}
+
 /// Executes a run (or one stage of it) and fails unless it completed or stopped on request.
 fn execute_run(
     wvs_data: Option<&std::path::Path>,
+    models_dir: &Path,
+    amx: bool,
     store: StoreArgs,
     target: RunTarget,
     only: Option<Stage>,
@@ -624,7 +722,8 @@ fn execute_run(
     let runtime = tokio::runtime::Runtime::new()?;
     let (run_id, status) = runtime.block_on(async {
         let database = server::open_store(&store.data_dir, &survey).await?;
-        anyhow::Ok(run_command(&database, survey, &store.model, target, only).await?)
+        let models = ModelSource::new(models_dir, store.model.clone())?.with_bf16_projections(amx);
+        anyhow::Ok(run_command(&database, survey, &models, target, only).await?)
     })?;
     eprintln!("run {run_id}: {status:?}");
     match status {

@@ -19,8 +19,8 @@ pub fn load_survey(dir: Option<&Path>) -> Result<SurveyData, crate::survey::Data
     }
 }
 
-/// The default model, as `scripts/fetch-model.sh` places it.
-pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+/// The default model: a name of the model catalogue (`scripts/fetch-model.sh` installs it).
+pub const DEFAULT_MODEL: &str = crate::models::DEFAULT_MODEL_NAME;
 
 /// The provenance recorded with the seeded WVS questions.
 pub const WVS_PROVENANCE: &str = "World Values Survey wave 7 (data/wvs/wvs_questions.json)";
@@ -53,8 +53,8 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     pub wvs_data: Option<PathBuf>,
     pub static_dir: Option<PathBuf>,
-    /// The model of runs that name none.
-    pub default_model: PathBuf,
+    /// The models runs can name, and the one of runs that name none.
+    pub models: crate::models::ModelSource,
 }
 
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
@@ -67,7 +67,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         }
         present
     });
-    let router = app(AppState::new(survey, store, static_dir, options.default_model));
+    let router = app(AppState::new(survey, store, static_dir, options.models));
     let listener =
         tokio::net::TcpListener::bind(options.addr).await.with_context(|| format!("binding {}", options.addr))?;
     tracing::info!("CultureSPA Studio on http://{}", listener.local_addr()?);

@@ -17,7 +17,7 @@ async fn state() -> (AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let survey = Arc::new(SurveyData::embedded().unwrap());
     let store = open_store(dir.path(), &survey).await.unwrap();
-    (AppState::new(survey, store, None, culturespa::server::DEFAULT_MODEL.into()), dir)
+    (AppState::new(survey, store, None, models()), dir)
 }
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {
@@ -108,4 +108,13 @@ async fn bad_paging_is_a_400() {
     let (state, _dir) = state().await;
     let (status, _) = get(&state, "/api/questions?limit=many").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// The repository's models folder and the default model (no test here loads it).
+fn models() -> culturespa::models::ModelSource {
+    culturespa::models::ModelSource::new(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../models"),
+        culturespa::server::DEFAULT_MODEL,
+    )
+    .unwrap()
 }

@@ -26,7 +26,7 @@ async fn state() -> (AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let survey = Arc::new(SurveyData::embedded().unwrap());
     let store = open_store(dir.path(), &survey).await.unwrap();
-    (AppState::new(survey, store, None, culturespa::server::DEFAULT_MODEL.into()), dir)
+    (AppState::new(survey, store, None, models()), dir)
 }
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {
@@ -322,4 +322,13 @@ async fn the_culture_map_places_cultures_personas_and_arrows() {
     // The same request gives the same map.
     let again: CultureMap = get_ok(&state, &format!("/api/culture-map?run={RELEASE_RUN}&compare={copy}")).await;
     assert_eq!(again, compared);
+}
+
+/// The repository's models folder and the default model (no test here loads it).
+fn models() -> culturespa::models::ModelSource {
+    culturespa::models::ModelSource::new(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../models"),
+        culturespa::server::DEFAULT_MODEL,
+    )
+    .unwrap()
 }

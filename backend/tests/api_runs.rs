@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::model;
 use culturespa::api::{app, AppState};
 use culturespa::server::open_store;
 use culturespa::survey::SurveyData;
@@ -21,7 +20,7 @@ async fn state() -> (AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let survey = Arc::new(SurveyData::embedded().unwrap());
     let store = open_store(dir.path(), &survey).await.unwrap();
-    (AppState::new(survey, store, None, model()), dir)
+    (AppState::new(survey, store, None, common::model_source()), dir)
 }
 
 async fn call(state: &AppState, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Vec<u8>) {

@@ -29,7 +29,7 @@ async fn state() -> (AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let survey = Arc::new(SurveyData::embedded().unwrap());
     let store = open_store(dir.path(), &survey).await.unwrap();
-    (AppState::new(survey, store, None, culturespa::server::DEFAULT_MODEL.into()), dir)
+    (AppState::new(survey, store, None, models()), dir)
 }
 
 struct Reply {
@@ -423,4 +423,13 @@ fn the_cli_adds_users_and_exports() {
     assert_eq!(china.lines().count(), 89);
     let info: Value = serde_json::from_str(&std::fs::read_to_string(out.join("dataset_info.json")).unwrap()).unwrap();
     assert_eq!(info["culturespa_run1_messages_CHN"]["formatting"], "sharegpt");
+}
+
+/// The repository's models folder and the default model (no test here loads it).
+fn models() -> culturespa::models::ModelSource {
+    culturespa::models::ModelSource::new(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../models"),
+        culturespa::server::DEFAULT_MODEL,
+    )
+    .unwrap()
 }

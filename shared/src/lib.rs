@@ -6,8 +6,10 @@ pub mod analysis;
 pub mod api;
 pub mod auth;
 mod domain;
+mod models;
 pub mod review;
 mod run;
 
 pub use domain::*;
+pub use models::*;
 pub use run::*;

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::error::Result;
+use super::error::{EngineError, Result};
 use super::model::{KvCache, LlamaModel, SequenceInput};
 
 /// Limits on one forward pass.
@@ -12,11 +12,15 @@ pub struct BatchLimits {
     /// Tokens computed per pass, beyond the shared prefix (branch tokens included).
     pub max_tokens: usize,
     pub max_sequences: usize,
-    /// Extra tokens (shrunk prefix × members) accepted to keep one more prompt in a batch.
+    /// Tokens the other members recompute (shrunk prefix × (members − 1)) accepted to keep one
+    /// more prompt in a batch.
     pub max_prefix_shrink_cost: usize,
     /// Batches computed at the same time, one thread each (CPU kernels only); None = one per
     /// compute thread.
     pub concurrent_batches: Option<usize>,
+    /// Split batches until there are at least this many (the workers that compute them); the
+    /// scorer sets it to its worker count.
+    pub balance_over: usize,
 }
 
 impl Default for BatchLimits {
@@ -26,12 +30,15 @@ impl Default for BatchLimits {
             max_sequences: DEFAULT_MAX_BATCH_SEQUENCES,
             max_prefix_shrink_cost: DEFAULT_MAX_PREFIX_SHRINK_COST,
             concurrent_batches: None,
+            balance_over: 1,
         }
     }
 }
 
-/// Large enough for GEMMs to run near peak on a CPU, small enough to report progress often.
-pub const DEFAULT_MAX_BATCH_TOKENS: usize = 2048;
+/// Tokens per pass: GEMMs of 512 rows run near their peak, and the activations of a pass stay
+/// in the caches (on a 2-core EPYC, 1,000 WVS prompts: 8.0 prompts/s at 512, 7.0 at 1,024, 6.5 at
+/// 2,048; see docs/bench/).
+pub const DEFAULT_MAX_BATCH_TOKENS: usize = 512;
 pub const DEFAULT_MAX_BATCH_SEQUENCES: usize = 64;
 /// About one prompt's worth of tokens.
 pub const DEFAULT_MAX_PREFIX_SHRINK_COST: usize = 64;
@@ -51,7 +58,14 @@ pub struct PlannedSequence<'a> {
 }
 
 /// Greedy batching in order: a prompt joins the current batch while the batch fits the limits and
-/// joining does not shrink the shared prefix by more than the limits allow.
+/// joining does not cost the other members more than the limits allow.
+///
+/// Joining shrinks the shared prefix to what the newcomer shares: the tokens between the old and
+/// the new prefix were to be computed once (in the prefix) and are now computed by every member.
+/// One member would compute them anyway, so the cost of joining is what the *other* members
+/// recompute, `(prefix_len − shared) · (members − 1)`; the batch's token count grows by all of them.
+/// When fewer batches come out than `limits.balance_over` workers, the largest are halved so
+/// that no worker idles.
 pub fn plan_batches(sequences: &[PlannedSequence], limits: BatchLimits) -> Vec<BatchPlan> {
     let mut plans = Vec::new();
     let mut start = 0;
@@ -67,9 +81,10 @@ pub fn plan_batches(sequences: &[PlannedSequence], limits: BatchLimits) -> Vec<B
                 .min(prefix_len)
                 .min(candidate.tokens.len().saturating_sub(1));
             let members = end - start;
-            let shrink_cost = (prefix_len - shared) * members;
-            let new_computed = computed + shrink_cost + candidate.tokens.len() - shared + candidate.branch_count;
-            if shrink_cost > limits.max_prefix_shrink_cost || new_computed > limits.max_tokens {
+            let moved = prefix_len - shared;
+            let recomputed = moved * (members - 1);
+            let new_computed = computed + moved * members + candidate.tokens.len() - shared + candidate.branch_count;
+            if recomputed > limits.max_prefix_shrink_cost || new_computed > limits.max_tokens {
                 break;
             }
             prefix_len = shared;
@@ -79,7 +94,70 @@ pub fn plan_batches(sequences: &[PlannedSequence], limits: BatchLimits) -> Vec<B
         plans.push(BatchPlan { members: start..end, prefix_len });
         start = end;
     }
+    balance(plans, sequences, limits.balance_over)
+}
+
+/// Halves the batch with the most members until there are `workers` batches (or none can be split).
+fn balance(mut plans: Vec<BatchPlan>, sequences: &[PlannedSequence], workers: usize) -> Vec<BatchPlan> {
+    while plans.len() < workers {
+        let Some((index, _)) = plans
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.members.len() > 1)
+            .max_by_key(|(i, p)| (p.members.len(), usize::MAX - i))
+        else {
+            break;
+        };
+        let plan = plans.remove(index);
+        let middle = plan.members.start + plan.members.len() / 2;
+        let halves = [plan.members.start..middle, middle..plan.members.end].map(|members| {
+            let first = sequences[members.start].tokens;
+            let prefix_len = sequences[members.clone()].iter().fold(first.len().saturating_sub(1), |len, s| {
+                len.min(common_prefix_len(first, s.tokens)).min(s.tokens.len().saturating_sub(1))
+            });
+            BatchPlan { members, prefix_len }
+        });
+        plans.splice(index..index, halves);
+    }
     plans
+}
+
+/// How a list of batches looks: for benchmarks and logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct PlanSummary {
+    pub plans: usize,
+    pub min_members: usize,
+    pub mean_members: f64,
+    pub max_members: usize,
+    /// Tokens computed per batch beyond its shared prefix (branch tokens included).
+    pub mean_batch_tokens: f64,
+    pub max_batch_tokens: usize,
+    /// Batches of at most two rows: each streams all the weights for almost nothing.
+    pub plans_of_two_tokens_or_fewer: usize,
+}
+
+impl PlanSummary {
+    pub fn of(plans: &[BatchPlan], sequences: &[PlannedSequence]) -> Self {
+        if plans.is_empty() {
+            return PlanSummary::default();
+        }
+        let batch_tokens: Vec<usize> = plans
+            .iter()
+            .map(|plan| {
+                sequences[plan.members.clone()].iter().map(|s| s.tokens.len() - plan.prefix_len + s.branch_count).sum()
+            })
+            .collect();
+        let members = plans.iter().map(|p| p.members.len());
+        PlanSummary {
+            plans: plans.len(),
+            min_members: members.clone().min().unwrap_or(0),
+            mean_members: sequences.len() as f64 / plans.len() as f64,
+            max_members: members.max().unwrap_or(0),
+            mean_batch_tokens: batch_tokens.iter().sum::<usize>() as f64 / plans.len() as f64,
+            max_batch_tokens: batch_tokens.iter().copied().max().unwrap_or(0),
+            plans_of_two_tokens_or_fewer: batch_tokens.iter().filter(|&&t| t <= 2).count(),
+        }
+    }
 }
 
 pub fn common_prefix_len(a: &[u32], b: &[u32]) -> usize {
@@ -118,5 +196,155 @@ impl PrefixCache {
     pub fn clear(&mut self) {
         self.tokens.clear();
         self.cache = None;
+    }
+}
+
+/// The key/value caches of the distinct prefixes of a list of batches, each computed once, by
+/// whichever worker first needs it, as an extension of the previous prefix (as [`PrefixCache`]
+/// would do in order, so that the results do not depend on which thread computed what), and
+/// dropped when no batch and no later prefix needs it any more.
+pub struct PrefixChain {
+    nodes: Vec<PrefixNode>,
+    /// The node of each batch (None when its prefix is empty).
+    batch_nodes: Vec<Option<usize>>,
+}
+
+struct PrefixNode {
+    tokens: Vec<u32>,
+    /// The previous prefix and how many of its tokens this one starts with.
+    parent: Option<(usize, usize)>,
+    /// Batches and later prefixes that still need this cache.
+    users: std::sync::atomic::AtomicUsize,
+    slot: std::sync::Mutex<PrefixSlot>,
+}
+
+enum PrefixSlot {
+    Pending,
+    Ready(Option<KvCache>),
+    /// Computing it failed with this message (the worker that tried reports the error itself).
+    Failed(String),
+    Released,
+}
+
+impl PrefixChain {
+    /// The chain of the prefixes `prefixes[i]` of batches `i`, in batch order.
+    pub fn new<'a>(prefixes: impl IntoIterator<Item = &'a [u32]>) -> Self {
+        let mut nodes: Vec<PrefixNode> = Vec::new();
+        let mut batch_nodes = Vec::new();
+        let mut users: Vec<usize> = Vec::new();
+        for prefix in prefixes {
+            if prefix.is_empty() {
+                batch_nodes.push(None);
+                continue;
+            }
+            let last = nodes.len().checked_sub(1);
+            if let Some(last) = last.filter(|&last| nodes[last].tokens == prefix) {
+                users[last] += 1;
+                batch_nodes.push(Some(last));
+                continue;
+            }
+            let parent = last.and_then(|last| {
+                let reused = common_prefix_len(&nodes[last].tokens, prefix);
+                (reused > 0).then_some((last, reused))
+            });
+            if let Some((parent, _)) = parent {
+                users[parent] += 1;
+            }
+            nodes.push(PrefixNode {
+                tokens: prefix.to_vec(),
+                parent,
+                users: std::sync::atomic::AtomicUsize::new(0),
+                slot: std::sync::Mutex::new(PrefixSlot::Pending),
+            });
+            users.push(1);
+            batch_nodes.push(Some(nodes.len() - 1));
+        }
+        for (node, count) in nodes.iter().zip(users) {
+            node.users.store(count, std::sync::atomic::Ordering::Relaxed);
+        }
+        PrefixChain { nodes, batch_nodes }
+    }
+
+    /// Distinct prefixes in the chain.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The cache of batch `batch`'s prefix, computing what is missing on the calling thread;
+    /// returns it with the number of tokens this call computed. Call [`PrefixChain::finished`]
+    /// when the batch is done with it.
+    pub fn prefix_of(&self, model: &LlamaModel, batch: usize) -> Result<(Option<KvCache>, usize)> {
+        match self.batch_nodes.get(batch).copied().flatten() {
+            Some(node) => self.ensure(model, node),
+            None => Ok((None, 0)),
+        }
+    }
+
+    /// Batch `batch` no longer needs its prefix.
+    pub fn finished(&self, batch: usize) {
+        if let Some(node) = self.batch_nodes.get(batch).copied().flatten() {
+            self.release(node);
+        }
+    }
+
+    fn ensure(&self, model: &LlamaModel, index: usize) -> Result<(Option<KvCache>, usize)> {
+        let node = &self.nodes[index];
+        let mut slot = node.slot.lock().map_err(|_| EngineError::WorkerPanicked)?;
+        match &*slot {
+            PrefixSlot::Ready(cache) => return Ok((cache.clone(), 0)),
+            PrefixSlot::Failed(message) => {
+                return Err(EngineError::InvalidBatch(format!("computing a shared prefix failed: {message}")))
+            }
+            PrefixSlot::Released => {
+                return Err(EngineError::InvalidBatch("a prefix cache was needed after its release".into()))
+            }
+            PrefixSlot::Pending => {}
+        }
+        let computed = (|| -> Result<(Option<KvCache>, usize)> {
+            let (base, reused, mut computed) = match node.parent {
+                Some((parent, reused)) => {
+                    let (cache, computed) = self.ensure(model, parent)?;
+                    self.release(parent);
+                    let base = match cache {
+                        Some(cache) if cache.len() == reused => Some(cache),
+                        Some(cache) => cache.truncated(reused)?,
+                        None => None,
+                    };
+                    (base, reused, computed)
+                }
+                None => (None, 0, 0),
+            };
+            if reused == node.tokens.len() {
+                // A shorter prefix than the previous one: its start is all there is.
+                return Ok((base, computed));
+            }
+            let sequence = SequenceInput { tokens: &node.tokens[reused..], branch_tokens: &[] };
+            let cache = model.forward(base.as_ref(), &[sequence], true)?.cache;
+            computed += node.tokens.len() - reused;
+            Ok((cache, computed))
+        })();
+        match computed {
+            Ok((cache, computed)) => {
+                *slot = PrefixSlot::Ready(cache.clone());
+                Ok((cache, computed))
+            }
+            Err(error) => {
+                *slot = PrefixSlot::Failed(error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    fn release(&self, index: usize) {
+        let node = &self.nodes[index];
+        if node.users.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            if let Ok(mut slot) = node.slot.lock() {
+                *slot = PrefixSlot::Released;
+            }
+        }
     }
 }

@@ -6,14 +6,15 @@ use std::ops::Range;
 
 use candle_core::{CpuStorage, Device, Storage, StorageRef, Tensor};
 
+use super::amx::matmul_transposed_bf16;
 use super::cpu_kernels::{
     add_bias, attention, matmul_transposed, rms_norm, rope_in_place, swiglu, AttentionShape, SharedPast,
 };
 use super::error::{EngineError, Result};
-use super::model::{ForwardOutput, KvCache, LlamaModel, Packing};
+use super::model::{ForwardOutput, KvCache, LlamaModel, Packing, Projection};
 
 /// A contiguous f32 CPU tensor's data, borrowed for the duration of a pass.
-struct HostSlice<'a> {
+pub(crate) struct HostSlice<'a> {
     storage: StorageRef<'a>,
     range: Range<usize>,
 }
@@ -29,7 +30,7 @@ impl<'a> HostSlice<'a> {
         Ok(HostSlice { storage, range: start..end })
     }
 
-    fn data(&self) -> &[f32] {
+    pub(crate) fn data(&self) -> &[f32] {
         match &*self.storage {
             Storage::Cpu(CpuStorage::F32(data)) => &data[self.range.clone()],
             // `of` admits f32 CPU storage only.
@@ -39,6 +40,21 @@ impl<'a> HostSlice<'a> {
 }
 
 impl LlamaModel {
+    /// The weights of every projection GEMM of a forward pass (fused q/k/v, o, fused gate/up,
+    /// down; each `[out, in]`) with their input width, for benchmarks of those shapes.
+    pub(crate) fn projection_slices(&self) -> Result<Vec<(HostSlice<'_>, usize)>> {
+        let config = &self.config;
+        let q_width = config.num_heads * config.head_dim;
+        let mut slices = Vec::with_capacity(4 * self.blocks.len());
+        for block in &self.blocks {
+            slices.push((HostSlice::of(&block.qkv.weight, "qkv")?, config.hidden_size));
+            slices.push((HostSlice::of(&block.attention_output.weight, "the attention output")?, q_width));
+            slices.push((HostSlice::of(&block.gate_up.weight, "gate/up")?, config.hidden_size));
+            slices.push((HostSlice::of(&block.down.weight, "down")?, config.intermediate_size));
+        }
+        Ok(slices)
+    }
+
     pub(super) fn forward_cpu(
         &self,
         past: Option<&KvCache>,
@@ -65,21 +81,27 @@ impl LlamaModel {
         let cos = HostSlice::of(&self.rotary.cos, "the RoPE cosines")?;
         let sin = HostSlice::of(&self.rotary.sin, "the RoPE sines")?;
 
-        let mut normed = vec![0.0f32; rows * hidden];
-        let mut qkv = vec![0.0f32; rows * qkv_width];
-        let mut attended = vec![0.0f32; rows * q_width];
-        let mut gate_up = vec![0.0f32; rows * 2 * intermediate];
-        let mut activated = vec![0.0f32; rows * intermediate];
+        // The activations live in this thread's scratch buffers, reused from pass to pass; every
+        // kernel below overwrites what it writes, so stale contents never leak into a result.
+        let mut scratch = SCRATCH.with(|cell| cell.take());
+        let [normed, qkv, attended, gate_up, activated] = &mut scratch.buffers;
+        let (normed, qkv, attended, gate_up, activated) = (
+            sized(normed, rows * hidden),
+            sized(qkv, rows * qkv_width),
+            sized(attended, rows * q_width),
+            sized(gate_up, rows * 2 * intermediate),
+            sized(activated, rows * intermediate),
+        );
         let mut new_layers = Vec::with_capacity(if keep_cache { self.blocks.len() } else { 0 });
         let mut live_rows = rows;
         for (index, block) in self.blocks.iter().enumerate() {
-            rms_norm(&residual, HostSlice::of(&block.attention_norm, "a norm")?.data(), eps, &mut normed);
-            matmul_transposed(&mut qkv, false, &normed, HostSlice::of(&block.qkv.weight, "qkv")?.data(), hidden)?;
+            rms_norm(&residual, HostSlice::of(&block.attention_norm, "a norm")?.data(), eps, normed);
+            project(qkv, false, normed, &block.qkv, hidden, "qkv")?;
             if let Some(bias) = &block.qkv.bias {
-                add_bias(&mut qkv, HostSlice::of(bias, "the qkv bias")?.data());
+                add_bias(qkv, HostSlice::of(bias, "the qkv bias")?.data());
             }
             rope_in_place(
-                &mut qkv,
+                qkv,
                 qkv_width,
                 shape.heads + shape.kv_heads,
                 shape.head_dim,
@@ -96,39 +118,69 @@ impl LlamaModel {
                 }
                 _ => None,
             };
-            attention(&qkv, shape, shared_past, &packing.spans, &mut attended);
+            attention(qkv, shape, shared_past, &packing.spans, attended);
             if keep_cache {
-                new_layers.push(extend_cache(past_layer, &qkv, rows, shape)?);
+                new_layers.push(extend_cache(past_layer, qkv, rows, shape)?);
             }
 
             // The last layer's MLP runs only for the rows whose distribution is wanted.
             if index + 1 == self.blocks.len() {
                 residual = gather_rows(&residual, hidden, &output_rows);
-                attended = gather_rows(&attended, q_width, &output_rows);
+                let kept = gather_rows(attended, q_width, &output_rows);
+                attended[..kept.len()].copy_from_slice(&kept);
                 live_rows = output_rows.len();
             }
+            let attended = &attended[..live_rows * q_width];
             let normed = &mut normed[..live_rows * hidden];
             let gate_up = &mut gate_up[..live_rows * 2 * intermediate];
             let activated = &mut activated[..live_rows * intermediate];
-            let output_weight = HostSlice::of(&block.attention_output.weight, "the attention output")?;
-            matmul_transposed(&mut residual, true, &attended, output_weight.data(), q_width)?;
+            project(&mut residual, true, attended, &block.attention_output, q_width, "the attention output")?;
             rms_norm(&residual, HostSlice::of(&block.mlp_norm, "a norm")?.data(), eps, normed);
-            matmul_transposed(gate_up, false, normed, HostSlice::of(&block.gate_up.weight, "gate/up")?.data(), hidden)?;
+            project(gate_up, false, normed, &block.gate_up, hidden, "gate/up")?;
             swiglu(gate_up, intermediate, activated);
-            matmul_transposed(
-                &mut residual,
-                true,
-                activated,
-                HostSlice::of(&block.down.weight, "down")?.data(),
-                intermediate,
-            )?;
+            project(&mut residual, true, activated, &block.down, intermediate, "down")?;
         }
+        SCRATCH.with(|cell| cell.set(scratch));
         let mut final_hidden = vec![0.0f32; live_rows * hidden];
         rms_norm(&residual, HostSlice::of(&self.final_norm, "the final norm")?.data(), eps, &mut final_hidden);
         let hidden_states = Tensor::from_vec(final_hidden, (live_rows, hidden), &Device::Cpu)?;
         let cache = keep_cache.then(|| KvCache { layers: new_layers, len: past.map_or(0, KvCache::len) + rows });
         Ok(ForwardOutput { hidden: hidden_states, cache })
     }
+}
+
+/// `output = input · Wᵀ` (`+=` when `accumulate`) for a projection: bf16 tiles when it is packed
+/// so, else the f32 GEMM on its weight in place.
+fn project(
+    output: &mut [f32],
+    accumulate: bool,
+    input: &[f32],
+    projection: &Projection,
+    k: usize,
+    what: &str,
+) -> Result<()> {
+    match &projection.bf16 {
+        Some(packed) => matmul_transposed_bf16(output, accumulate, input, packed),
+        None => matmul_transposed(output, accumulate, input, HostSlice::of(&projection.weight, what)?.data(), k),
+    }
+}
+
+/// Activation buffers of the forward pass, kept per thread between passes.
+#[derive(Default)]
+struct Scratch {
+    buffers: [Vec<f32>; 5],
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
+}
+
+/// The first `len` elements of `buffer`, grown when needed (contents are not cleared).
+fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    &mut buffer[..len]
 }
 
 fn gather_rows(data: &[f32], width: usize, rows: &[usize]) -> Vec<f32> {

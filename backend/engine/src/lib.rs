@@ -8,9 +8,11 @@
 //! groups prompts that share a prefix, [`scoring`] and [`sampling`] are the two answer modes,
 //! [`worker`] is the engine thread and [`bench`](mod@bench) the throughput benchmark.
 
+pub mod amx;
 pub mod batch;
 pub mod bench;
 pub mod chat_template;
+pub mod cloze;
 pub mod config;
 mod cpu_forward;
 pub mod cpu_kernels;
@@ -21,7 +23,9 @@ pub mod loader;
 pub mod lora;
 pub mod model;
 pub mod probe;
+pub mod rng;
 pub mod sampling;
+pub mod schedule;
 pub mod scoring;
 pub mod tokenizer;
 pub mod train;

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{EngineError, Result};
 use super::model::LlamaModel;
-use super::sampling::SeededRng;
+use super::rng::SeededRng;
 
 /// The seven linear modules of a decoder layer, in PEFT's names.
 pub const ALL_MODULES: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
@@ -430,7 +430,7 @@ pub(super) struct LowRankUpdate {
 #[derive(Debug, Clone)]
 pub(super) struct LoraDropout {
     pub(super) probability: f64,
-    pub(super) rng: std::sync::Arc<std::sync::Mutex<super::sampling::SeededRng>>,
+    pub(super) rng: std::sync::Arc<std::sync::Mutex<super::rng::SeededRng>>,
 }
 
 impl LowRankUpdate {
@@ -608,6 +608,9 @@ impl LlamaModel {
             block.attention_output.weight = merge(w, vec![product(pairs, "o_proj", 1.0, w)?])?;
             let w = &block.down.weight;
             block.down.weight = merge(w, vec![product(pairs, "down_proj", 1.0, w)?])?;
+        }
+        if self.uses_bf16() {
+            model.pack_bf16()?;
         }
         Ok(model)
     }

@@ -3,9 +3,12 @@
 //! projections), share the key/value cache of their common prefix, and only the rows whose
 //! next-token distribution is wanted go through the last layer's MLP and the head.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
+use super::amx::PackedBf16;
 use super::config::ModelConfig;
 use super::cpu_kernels::SequenceSpan;
 use super::error::{EngineError, Result};
@@ -66,11 +69,21 @@ pub(super) struct Projection {
     pub(super) weight: Tensor,
     pub(super) bias: Option<Tensor>,
     pub(super) lora: Option<ProjectionLora>,
+    /// The weight rounded to bf16 in AMX tile order, when the model runs its projections so
+    /// ([`LlamaModel::pack_bf16`]).
+    pub(super) bf16: Option<Arc<PackedBf16>>,
 }
 
 impl Projection {
     pub(super) fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Projection { weight, bias, lora: None }
+        Projection { weight, bias, lora: None, bf16: None }
+    }
+
+    fn pack_bf16(&mut self) -> Result<()> {
+        let (n, k) = self.weight.dims2()?;
+        let weight = self.weight.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        self.bf16 = Some(Arc::new(PackedBf16::pack(&weight, n, k)?));
+        Ok(())
     }
 
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
@@ -299,6 +312,34 @@ impl LlamaModel {
         self.cpu_kernels
     }
 
+    /// Runs the projections of the fused CPU path as bf16 GEMMs (AMX tiles where the CPU has
+    /// them; see [`super::amx`]) from weights rounded and packed here, once; attention, norms and
+    /// the output head stay f32. The f32 path remains the reference.
+    pub fn pack_bf16(&mut self) -> Result<()> {
+        if !self.cpu_kernels {
+            return Err(EngineError::KernelInput(
+                "bf16 projections need the fused f32 CPU path (an optimised build, CPU, f32, no unmerged adapter)"
+                    .into(),
+            ));
+        }
+        for block in &mut self.blocks {
+            for projection in [&mut block.qkv, &mut block.attention_output, &mut block.gate_up, &mut block.down] {
+                projection.pack_bf16()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the projections run in bf16 ([`Self::pack_bf16`]).
+    pub fn uses_bf16(&self) -> bool {
+        self.blocks.first().is_some_and(|block| block.qkv.bf16.is_some())
+    }
+
+    /// The output head `[vocab, hidden]` (the embeddings when tied).
+    pub(crate) fn head_weight(&self) -> &Tensor {
+        &self.lm_head
+    }
+
     /// Rows of the output head for `token_ids`, to project hidden states onto those tokens only.
     pub fn head_rows(&self, token_ids: &[u32]) -> Result<Tensor> {
         let ids = Tensor::from_slice(token_ids, token_ids.len(), &self.device)?;
@@ -339,6 +380,24 @@ impl LlamaModel {
             return self.forward_cpu(past, &packing, keep_cache);
         }
         self.forward_generic(past, &packing, keep_cache, false)
+    }
+
+    /// Runs `sequences` (no branches) after a shared `past` and returns the final hidden states
+    /// of every row, all sequences' rows in order: the next-token distribution after each token
+    /// (cloze scoring of multi-token continuations).
+    pub fn forward_every_row(&self, past: Option<&KvCache>, sequences: &[SequenceInput]) -> Result<Tensor> {
+        if sequences.iter().any(|s| !s.branch_tokens.is_empty()) {
+            return Err(EngineError::InvalidBatch("every-row passes take no branch tokens".into()));
+        }
+        let past_len = past.map_or(0, KvCache::len);
+        let mut packing = Packing::new(past_len, sequences, &self.config)?;
+        packing.output_rows = (0..packing.tokens.len() as u32).collect();
+        let output = if self.cpu_kernels {
+            self.forward_cpu(past, &packing, false)?
+        } else {
+            self.forward_generic(past, &packing, false, false)?
+        };
+        Ok(output.hidden)
     }
 
     /// The training forward pass: each sequence from its first token, with operations that

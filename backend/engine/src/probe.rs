@@ -5,7 +5,7 @@
 use candle_core::DType;
 use serde::{Deserialize, Serialize};
 
-use super::batch::{BatchLimits, PrefixCache};
+use super::batch::BatchLimits;
 use super::chat_template::ChatTemplate;
 use super::error::{EngineError, Result};
 use super::loader::LoadedModel;
@@ -127,7 +127,6 @@ pub fn run_probe(
     let mut answers = vec![String::new(); questions.len()];
     scorer.score_all(
         &model,
-        &mut PrefixCache::default(),
         &prepared,
         || false,
         |first, batch, _| {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::batch::PrefixCache;
 use super::error::{EngineError, Result};
 use super::model::{LlamaModel, SequenceInput};
+use super::rng::SeededRng;
 use super::tokenizer::TextTokenizer;
 
 /// The paper's answering settings: temperature 0.6, top_p 0.9, at most 256 new tokens, seed 42.
@@ -93,34 +94,6 @@ pub fn parse_answer(reply: &str) -> Option<String> {
     static DIGITS: OnceLock<Option<Regex>> = OnceLock::new();
     let regex = DIGITS.get_or_init(|| Regex::new(r"\d+").ok()).as_ref()?;
     regex.find(reply).map(|m| m.as_str().to_string())
-}
-
-/// SplitMix64: tiny, fast and fully specified, so replies do not depend on a crate's version.
-#[derive(Debug, Clone)]
-pub struct SeededRng {
-    state: u64,
-}
-
-impl SeededRng {
-    const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
-    pub fn new(seed: u64) -> Self {
-        SeededRng { state: seed }
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(Self::GOLDEN_GAMMA);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1) with 53 random bits.
-    pub fn next_unit(&mut self) -> f64 {
-        const MANTISSA_BITS: u32 = 53;
-        (self.next_u64() >> (64 - MANTISSA_BITS)) as f64 / (1u64 << MANTISSA_BITS) as f64
-    }
 }
 
 /// Picks the next token from full-vocabulary logits.

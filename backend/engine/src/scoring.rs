@@ -10,9 +10,12 @@ use std::collections::HashSet;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::batch::{common_prefix_len, plan_batches, BatchLimits, PlannedSequence, PrefixCache};
+use super::batch::{
+    common_prefix_len, plan_batches, BatchLimits, PlanSummary, PlannedSequence, PrefixCache, PrefixChain,
+};
 use super::error::{EngineError, Result};
 use super::model::{log_normalizers, KvCache, LlamaModel, SequenceInput};
+use super::schedule::{run_in_order, single_thread_pools, ScheduleStats};
 use super::tokenizer::TextTokenizer;
 
 /// A fully templated prompt and its option codes ("1".."n").
@@ -59,8 +62,8 @@ pub struct Scorer {
     /// The output head restricted to the ten digit tokens: `[10, hidden]`.
     digit_head: Tensor,
     limits: BatchLimits,
-    /// Single-thread pools that each run a whole batch: no synchronisation inside a pass, and a
-    /// descheduled thread delays only its own batch.
+    /// Single-thread pools that each run a whole batch (see [`single_thread_pools`]); none when
+    /// batches run on the calling thread with the tensor library's own threads.
     workers: Vec<rayon::ThreadPool>,
 }
 
@@ -82,6 +85,16 @@ pub struct ScoreCounters {
     pub tokens_evaluated: usize,
 }
 
+/// What a scoring run did: its counters, how its batches looked and how busy the workers were.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct ScoreReport {
+    pub counters: ScoreCounters,
+    pub plans: PlanSummary,
+    /// Distinct shared prefixes computed.
+    pub prefixes: usize,
+    pub schedule: ScheduleStats,
+}
+
 impl Scorer {
     pub fn new(model: &LlamaModel, tokenizer: &TextTokenizer, limits: BatchLimits) -> Result<Self> {
         Self::with_digit_ids(model, tokenizer.digit_ids()?, limits)
@@ -95,14 +108,8 @@ impl Scorer {
         } else {
             1
         };
-        let workers = if concurrent > 1 {
-            (0..concurrent)
-                .map(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build())
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| EngineError::io("a batch worker thread", std::io::Error::other(e)))?
-        } else {
-            Vec::new()
-        };
+        let workers = if concurrent > 1 { single_thread_pools(concurrent)? } else { Vec::new() };
+        let limits = BatchLimits { balance_over: limits.balance_over.max(workers.len()), ..limits };
         Ok(Scorer { digit_ids, digit_head, limits, workers })
     }
 
@@ -161,64 +168,47 @@ impl Scorer {
         Ok(PreparedPrompt { tokens, choices: choices.to_vec(), codes, branch_digits, branch_tokens })
     }
 
-    /// Scores prepared prompts in batches, calling `on_batch` after each batch with the index of
-    /// its first prompt and its scores; stops with `Cancelled` when `should_stop` says so. With
-    /// several workers, consecutive batches run at the same time, one per worker thread.
+    /// Scores prepared prompts in batches, calling `on_batch` in prompt order after each batch
+    /// with the index of its first prompt and its scores; stops with `Cancelled` when
+    /// `should_stop` says so. With several workers the batches form a work queue: each worker
+    /// computes the next batch (and its prefix, when no one has yet) as soon as it is free.
+    /// The results depend on the prompts alone, not on the workers' timing.
     pub fn score_all(
         &self,
         model: &LlamaModel,
-        prefix_cache: &mut PrefixCache,
         prompts: &[PreparedPrompt],
-        mut should_stop: impl FnMut() -> bool,
+        should_stop: impl FnMut() -> bool,
         mut on_batch: impl FnMut(usize, Vec<OptionScores>, ScoreCounters),
-    ) -> Result<ScoreCounters> {
+    ) -> Result<ScoreReport> {
         let planned: Vec<PlannedSequence> =
             prompts.iter().map(|p| PlannedSequence { tokens: &p.tokens, branch_count: p.branch_count() }).collect();
         let plans = plan_batches(&planned, self.limits);
-        let round_size = self.workers.len().max(1);
+        let plan_summary = PlanSummary::of(&plans, &planned);
+        let prefix_lens: Vec<usize> =
+            plans.iter().map(|plan| shared_prefix_len(&prompts[plan.members.clone()], plan.prefix_len)).collect();
+        let chain = PrefixChain::new(
+            plans.iter().zip(&prefix_lens).map(|(plan, &len)| &prompts[plan.members.start].tokens[..len]),
+        );
         let mut totals = ScoreCounters::default();
-        for round in plans.chunks(round_size) {
-            if should_stop() {
-                return Err(EngineError::Cancelled);
-            }
-            // Prefixes first (usually one shared by the whole round), then the batches at once.
-            let mut jobs = Vec::with_capacity(round.len());
-            for plan in round {
-                let members = &prompts[plan.members.clone()];
-                let prefix_len = shared_prefix_len(members, plan.prefix_len);
-                let (past, computed) = prefix_cache.prepare(model, &members[0].tokens[..prefix_len])?;
-                totals.tokens_evaluated += computed;
-                jobs.push((members, past, prefix_len));
-            }
-            let results: Vec<Result<(Vec<OptionScores>, usize)>> = if jobs.len() == 1 || self.workers.is_empty() {
-                jobs.iter()
-                    .map(|(members, past, prefix_len)| self.score_after(model, past.as_ref(), members, *prefix_len))
-                    .collect()
-            } else {
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = jobs
-                        .iter()
-                        .zip(&self.workers)
-                        .map(|((members, past, prefix_len), worker)| {
-                            scope.spawn(move || {
-                                worker.install(|| self.score_after(model, past.as_ref(), members, *prefix_len))
-                            })
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|handle| handle.join().unwrap_or(Err(EngineError::WorkerPanicked)))
-                        .collect()
-                })
-            };
-            for (plan, result) in round.iter().zip(results) {
-                let (scores, evaluated) = result?;
-                totals.prompts += plan.members.len();
+        let schedule = run_in_order(
+            &self.workers,
+            plans.len(),
+            should_stop,
+            |index| {
+                let members = &prompts[plans[index].members.clone()];
+                let (past, computed) = chain.prefix_of(model, index)?;
+                let scored = self.score_after(model, past.as_ref(), members, prefix_lens[index]);
+                chain.finished(index);
+                let (scores, evaluated) = scored?;
+                Ok((scores, computed + evaluated))
+            },
+            |index, (scores, evaluated)| {
+                totals.prompts += plans[index].members.len();
                 totals.tokens_evaluated += evaluated;
-                on_batch(plan.members.start, scores, totals);
-            }
-        }
-        Ok(totals)
+                on_batch(plans[index].members.start, scores, totals);
+            },
+        )?;
+        Ok(ScoreReport { counters: totals, plans: plan_summary, prefixes: chain.len(), schedule })
     }
 
     /// One forward pass for prompts that share their first `prefix_len` tokens; returns their

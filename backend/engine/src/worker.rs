@@ -12,13 +12,14 @@ use serde::Serialize;
 
 use super::batch::{BatchLimits, PrefixCache};
 use super::chat_template::ChatTemplate;
+use super::cloze::{score_cloze, ClozePrompt};
 use super::config::ModelConfig;
 use super::error::{EngineError, Result};
 use super::loader::{load_model, DeviceKind, LoadedModel};
 use super::lora::LoraAdapter;
 use super::model::LlamaModel;
 use super::sampling::{generate, Generation, GenerationPrompt, SamplingParams};
-use super::scoring::{OptionScores, ScoreCounters, ScorePrompt, Scorer};
+use super::scoring::{OptionScores, ScoreCounters, ScorePrompt, ScoreReport, Scorer};
 use super::train::{prepare_examples, train, SftRecord, TrainingOutcome, TrainingProgress, TrainingSettings};
 
 /// How to start an engine.
@@ -27,11 +28,18 @@ pub struct EngineOptions {
     pub model_path: PathBuf,
     pub device: DeviceKind,
     pub batch_limits: BatchLimits,
+    /// Run the projections as bf16 GEMMs (AMX tiles where the CPU has them) instead of f32.
+    pub bf16_projections: bool,
 }
 
 impl EngineOptions {
     pub fn new(model_path: impl Into<PathBuf>) -> Self {
-        EngineOptions { model_path: model_path.into(), device: DeviceKind::Cpu, batch_limits: BatchLimits::default() }
+        EngineOptions {
+            model_path: model_path.into(),
+            device: DeviceKind::Cpu,
+            batch_limits: BatchLimits::default(),
+            bf16_projections: false,
+        }
     }
 }
 
@@ -78,6 +86,8 @@ pub struct GenerationProgress {
 pub struct ScoreOutcome {
     pub scores: Vec<OptionScores>,
     pub counters: ScoreCounters,
+    /// How the batches looked and how busy the workers were.
+    pub report: ScoreReport,
     pub seconds: f64,
 }
 
@@ -119,6 +129,13 @@ pub struct TrainingRequest {
 pub type GenerationProgressFn = Box<dyn FnMut(GenerationProgress) + Send>;
 
 enum Request {
+    ScoreCloze {
+        prompts: Vec<ClozePrompt>,
+        adapter: Option<AdapterChoice>,
+        on_progress: ScoreProgressFn,
+        cancel: CancelToken,
+        reply: mpsc::Sender<Result<ScoreOutcome>>,
+    },
     Score {
         prompts: Vec<ScorePrompt>,
         adapter: Option<AdapterChoice>,
@@ -208,6 +225,12 @@ impl Engine {
             .name("culturespa-engine".into())
             .spawn(move || {
                 let loaded = load_model(&options.model_path, options.device)
+                    .and_then(|mut loaded| {
+                        if options.bf16_projections {
+                            loaded.model.pack_bf16()?;
+                        }
+                        Ok(loaded)
+                    })
                     .and_then(|loaded| Worker::new(loaded, options.batch_limits));
                 match loaded {
                     Ok((worker, info)) => {
@@ -264,6 +287,21 @@ impl Engine {
         let (reply, result) = mpsc::channel();
         let on_progress = Box::new(on_progress);
         self.send(Request::Score { prompts, adapter, on_progress, cancel: cancel.clone(), reply })?;
+        Ok(Job { result, cancel })
+    }
+
+    /// Scores each prompt's options by the likelihood of their text as the reply (cloze; see
+    /// [`crate::cloze`]), one prompt after another; `on_progress` runs after every prompt.
+    pub fn score_cloze(
+        &self,
+        prompts: Vec<ClozePrompt>,
+        adapter: Option<AdapterChoice>,
+        cancel: CancelToken,
+        on_progress: impl FnMut(ScoreProgress) + Send + 'static,
+    ) -> Result<Job<ScoreOutcome>> {
+        let (reply, result) = mpsc::channel();
+        let on_progress = Box::new(on_progress);
+        self.send(Request::ScoreCloze { prompts, adapter, on_progress, cancel: cancel.clone(), reply })?;
         Ok(Job { result, cancel })
     }
 
@@ -375,6 +413,12 @@ impl Worker {
     fn serve(mut self, inbox: mpsc::Receiver<Request>) {
         while let Ok(request) = inbox.recv() {
             match request {
+                Request::ScoreCloze { prompts, adapter, on_progress, cancel, reply } => {
+                    let result = self
+                        .select_adapter(adapter.as_ref())
+                        .and_then(|()| self.score_cloze(&prompts, on_progress, &cancel));
+                    let _ = reply.send(result);
+                }
                 Request::Score { prompts, adapter, on_progress, cancel, reply } => {
                     let result =
                         self.select_adapter(adapter.as_ref()).and_then(|()| self.score(&prompts, on_progress, &cancel));
@@ -463,9 +507,8 @@ impl Worker {
         cancel: &CancelToken,
     ) -> Result<ScoreOutcome> {
         let started = Instant::now();
-        // Each job starts from an empty cache, so its results depend on its prompts alone (a
+        // Each job computes its own prefixes, so its results depend on its prompts alone (a
         // resumed run recomputes a chunk to the same bits as the run that was interrupted).
-        self.prefix_cache.clear();
         let context = self.loaded.model.config().context_length;
         let prepared = prompts
             .iter()
@@ -474,9 +517,8 @@ impl Worker {
         let total = prompts.len();
         let mut scores = Vec::with_capacity(total);
         let model = self.adapted.as_ref().map_or(&self.loaded.model, |(_, model)| model);
-        let counters = self.scorer.score_all(
+        let report = self.scorer.score_all(
             model,
-            &mut self.prefix_cache,
             &prepared,
             || cancel.is_cancelled(),
             |first_index, batch, counters| {
@@ -490,8 +532,42 @@ impl Worker {
                 });
             },
         );
-        let counters = counters.inspect_err(|_| self.prefix_cache.clear())?;
-        Ok(ScoreOutcome { scores, counters, seconds: started.elapsed().as_secs_f64() })
+        let report = report?;
+        Ok(ScoreOutcome { scores, counters: report.counters, report, seconds: started.elapsed().as_secs_f64() })
+    }
+
+    fn score_cloze(
+        &mut self,
+        prompts: &[ClozePrompt],
+        mut on_progress: ScoreProgressFn,
+        cancel: &CancelToken,
+    ) -> Result<ScoreOutcome> {
+        let started = Instant::now();
+        self.prefix_cache.clear(); // a job's results depend on its prompts alone
+        let model = self.adapted.as_ref().map_or(&self.loaded.model, |(_, model)| model);
+        let mut scores = Vec::with_capacity(prompts.len());
+        let mut counters = ScoreCounters::default();
+        for (index, prompt) in prompts.iter().enumerate() {
+            if cancel.is_cancelled() {
+                self.prefix_cache.clear();
+                return Err(EngineError::Cancelled);
+            }
+            let scored = score_cloze(model, &self.loaded.tokenizer, &mut self.prefix_cache, prompt);
+            let (score, evaluated) = scored.inspect_err(|_| self.prefix_cache.clear())?;
+            counters.prompts += 1;
+            counters.tokens_evaluated += evaluated;
+            on_progress(ScoreProgress {
+                completed: index + 1,
+                total: prompts.len(),
+                tokens_evaluated: counters.tokens_evaluated,
+                first_index: index,
+                scores: vec![score.clone()],
+            });
+            scores.push(score);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let report = ScoreReport { counters, ..ScoreReport::default() };
+        Ok(ScoreOutcome { scores, counters, report, seconds })
     }
 
     fn generate(

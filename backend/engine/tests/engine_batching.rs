@@ -6,7 +6,7 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use common::tiny::{random_weights, tiny_config, tiny_model, CONTEXT, DIGIT_IDS};
-use culturespa_engine::batch::{plan_batches, BatchLimits, PlannedSequence, PrefixCache};
+use culturespa_engine::batch::{plan_batches, BatchLimits, BatchPlan, PlanSummary, PlannedSequence, PrefixCache};
 use culturespa_engine::scoring::PreparedPrompt;
 use culturespa_engine::{Architecture, LlamaModel, ModelConfig, Scorer, SequenceInput};
 
@@ -52,8 +52,7 @@ fn batched_prefix_cached_scoring_equals_scoring_each_prompt_alone() {
     assert_eq!(plans[0].prefix_len, 20);
 
     let mut batched = Vec::new();
-    let mut cache = PrefixCache::default();
-    scorer.score_all(&model, &mut cache, &prompts, || false, |_, scores, _| batched.extend(scores)).unwrap();
+    scorer.score_all(&model, &prompts, || false, |_, scores, _| batched.extend(scores)).unwrap();
 
     for (prompt, batched) in prompts.iter().zip(&batched) {
         let (alone, evaluated) =
@@ -76,23 +75,177 @@ fn batches_of_one_prompt_each_reuse_the_cached_prefix() {
     let scorer = Scorer::with_digit_ids(&model, DIGIT_IDS, one_at_a_time).unwrap();
     let prompts = prompts(&scorer);
     let mut sequential = Vec::new();
-    let counters = scorer
-        .score_all(&model, &mut PrefixCache::default(), &prompts, || false, |_, scores, _| sequential.extend(scores))
-        .unwrap();
+    let counters =
+        scorer.score_all(&model, &prompts, || false, |_, scores, _| sequential.extend(scores)).unwrap().counters;
     // The shared 20 tokens are computed once, plus what each prompt has beyond the common prefix.
     let total: usize = prompts.iter().map(|p| p.tokens.len() + p.branch_count()).sum();
     assert!(counters.tokens_evaluated < total, "{} ≥ {total}", counters.tokens_evaluated);
 
     let batched_scorer = Scorer::with_digit_ids(&model, DIGIT_IDS, BatchLimits::default()).unwrap();
     let mut batched = Vec::new();
-    batched_scorer
-        .score_all(&model, &mut PrefixCache::default(), &prompts, || false, |_, scores, _| batched.extend(scores))
-        .unwrap();
+    batched_scorer.score_all(&model, &prompts, || false, |_, scores, _| batched.extend(scores)).unwrap();
     for (a, b) in sequential.iter().zip(&batched) {
         for (x, y) in a.probs.iter().zip(&b.probs) {
             assert!((x - y).abs() < TOLERANCE);
         }
     }
+}
+
+/// Prompts of `groups` settings (distinct 20-token system prefixes), `per_group` questions each.
+fn grouped_prompts(scorer: &Scorer, groups: u32, per_group: u32) -> Vec<PreparedPrompt> {
+    let mut prompts = Vec::new();
+    for group in 0..groups {
+        let shared = tokens(40 + group, 20);
+        for question in 0..per_group {
+            let mut prompt = shared.clone();
+            prompt.extend(tokens(200 + question, 2 + (question as usize * 5) % 11));
+            let choices = if question % 3 == 0 { codes(1..=10) } else { codes(1..=4) };
+            prompts
+                .push(scorer.prepare_token_prompt(&format!("g{group}q{question}"), prompt, &choices, CONTEXT).unwrap());
+        }
+    }
+    prompts
+}
+
+#[test]
+fn a_long_shared_prefix_with_long_tails_makes_one_batch() {
+    // The WVS prompts: a 75-token system + instruction prefix, then ~70 tokens of question.
+    let prefix: Vec<u32> = (0..75).collect();
+    let prompts: Vec<Vec<u32>> =
+        (0..8u32).map(|p| prefix.iter().copied().chain((0..70).map(|i| 1000 + p * 100 + i)).collect()).collect();
+    let planned: Vec<PlannedSequence> =
+        prompts.iter().map(|tokens| PlannedSequence { tokens, branch_count: 0 }).collect();
+    let plans = plan_batches(&planned, BatchLimits::default());
+    assert_eq!(plans, vec![BatchPlan { members: 0..8, prefix_len: 75 }]);
+    let summary = PlanSummary::of(&plans, &planned);
+    assert_eq!((summary.plans, summary.max_members, summary.max_batch_tokens), (1, 8, 8 * 70));
+
+    // Joining costs what the other members recompute: a prompt that shares only 10 tokens with a
+    // batch of 8 would make 7 of them recompute 65 tokens each (455 > 64), so it starts a new batch.
+    let mut with_stranger = prompts.clone();
+    with_stranger.push(prefix[..10].iter().copied().chain(5000..5070).collect());
+    let planned: Vec<PlannedSequence> =
+        with_stranger.iter().map(|tokens| PlannedSequence { tokens, branch_count: 0 }).collect();
+    let plans = plan_batches(&planned, BatchLimits::default());
+    assert_eq!(plans.len(), 2);
+    assert_eq!(plans[1], BatchPlan { members: 8..9, prefix_len: 79 });
+
+    // The token limit still holds: 70 computed tokens each, at most 2048 per batch.
+    let many: Vec<Vec<u32>> =
+        (0..100u32).map(|p| prefix.iter().copied().chain((0..70).map(|i| 1000 + p * 100 + i)).collect()).collect();
+    let planned: Vec<PlannedSequence> = many.iter().map(|tokens| PlannedSequence { tokens, branch_count: 0 }).collect();
+    let plans = plan_batches(&planned, BatchLimits::default());
+    assert!(plans.iter().all(|p| p.members.len() <= 2048 / 70), "{plans:?}");
+    assert_eq!(plans.iter().map(|p| p.members.len()).sum::<usize>(), 100);
+}
+
+#[test]
+fn batches_are_split_until_every_worker_has_one() {
+    let prefix: Vec<u32> = (0..75).collect();
+    let prompts: Vec<Vec<u32>> =
+        (0..9u32).map(|p| prefix.iter().copied().chain((0..30).map(|i| 1000 + p * 100 + i)).collect()).collect();
+    let planned: Vec<PlannedSequence> =
+        prompts.iter().map(|tokens| PlannedSequence { tokens, branch_count: 0 }).collect();
+    for (workers, expected) in [(1, vec![9]), (2, vec![4, 5]), (3, vec![4, 2, 3]), (20, vec![1; 9])] {
+        let plans = plan_batches(&planned, BatchLimits { balance_over: workers, ..BatchLimits::default() });
+        assert_eq!(plans.iter().map(|p| p.members.len()).collect::<Vec<_>>(), expected, "{workers} workers");
+        let mut next = 0;
+        for plan in &plans {
+            assert_eq!(plan.members.start, next);
+            next = plan.members.end;
+            let expected_prefix = if plan.members.len() == 1 { 104 } else { 75 };
+            assert_eq!(plan.prefix_len, expected_prefix);
+        }
+    }
+}
+
+#[test]
+fn the_work_queue_gives_the_same_bits_with_any_number_of_workers() {
+    let config = tiny_config();
+    let (model, _weights) = tiny_model(&config);
+    assert!(model.uses_cpu_kernels());
+    let limits = |workers| BatchLimits { max_tokens: 40, concurrent_batches: Some(workers), ..BatchLimits::default() };
+    let serial = Scorer::with_digit_ids(&model, DIGIT_IDS, BatchLimits::default()).unwrap();
+    let prompts = grouped_prompts(&serial, 4, 9);
+    let run = |workers: usize| {
+        let scorer = Scorer::with_digit_ids(&model, DIGIT_IDS, limits(workers)).unwrap();
+        let mut scores = Vec::new();
+        let mut firsts = Vec::new();
+        let report = scorer
+            .score_all(
+                &model,
+                &prompts,
+                || false,
+                |first, batch, _| {
+                    firsts.push(first);
+                    scores.extend(batch);
+                },
+            )
+            .unwrap();
+        (scores, firsts, report)
+    };
+    let (two, firsts, report) = run(2);
+    assert!(report.plans.plans >= 8, "{:?}", report.plans);
+    assert!(report.prefixes >= 4, "at least each group's prefix: {report:?}");
+    assert_eq!(report.counters.prompts, prompts.len());
+    assert!(firsts.windows(2).all(|w| w[0] < w[1]), "batches arrive in prompt order: {firsts:?}");
+    assert_eq!(report.schedule.workers, 2);
+    for workers in [3, 5] {
+        let (other, other_firsts, other_report) = run(workers);
+        assert_eq!(other, two, "{workers} workers");
+        assert_eq!(other_firsts, firsts);
+        assert_eq!(other_report.counters, report.counters);
+    }
+    // Against each prompt alone (no batching, no shared prefix) within float tolerance.
+    for (prompt, batched) in prompts.iter().zip(&two) {
+        let (alone, _) =
+            serial.score_batch(&model, &mut PrefixCache::default(), std::slice::from_ref(prompt), 0).unwrap();
+        for (a, b) in alone[0].probs.iter().zip(&batched.probs) {
+            assert!((a - b).abs() < TOLERANCE, "{a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn a_batch_whose_prefix_is_shorter_than_the_previous_ones_reuses_its_start() {
+    let config = tiny_config();
+    let (model, _weights) = tiny_model(&config);
+    let limits = BatchLimits { max_prefix_shrink_cost: 5, concurrent_batches: Some(2), ..BatchLimits::default() };
+    let scorer = Scorer::with_digit_ids(&model, DIGIT_IDS, limits).unwrap();
+    let base = tokens(9, 30);
+    let prompt = |shared: usize, tail: u32| {
+        let mut prompt = base[..shared].to_vec();
+        prompt.extend(tokens(300 + tail, 6));
+        scorer.prepare_token_prompt(&format!("t{tail}"), prompt, &codes(1..=4), CONTEXT).unwrap()
+    };
+    // Two batches: 30 shared tokens, then 20 of those same tokens (a prefix of the first prefix).
+    let prompts = vec![prompt(30, 0), prompt(30, 1), prompt(20, 2), prompt(20, 3)];
+    let mut scores = Vec::new();
+    let report = scorer.score_all(&model, &prompts, || false, |_, batch, _| scores.extend(batch)).unwrap();
+    assert_eq!(report.plans.plans, 2);
+    assert_eq!(report.counters.tokens_evaluated, 30 + 4 * 6, "the second prefix is the first one's start");
+    for (prompt, batched) in prompts.iter().zip(&scores) {
+        let (alone, _) =
+            scorer.score_batch(&model, &mut PrefixCache::default(), std::slice::from_ref(prompt), 0).unwrap();
+        for (a, b) in alone[0].probs.iter().zip(&batched.probs) {
+            assert!((a - b).abs() < TOLERANCE, "{a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn a_cancelled_scoring_delivers_nothing_after_the_stop() {
+    let config = tiny_config();
+    let (model, _weights) = tiny_model(&config);
+    let limits = BatchLimits { max_tokens: 30, concurrent_batches: Some(1), ..BatchLimits::default() };
+    let scorer = Scorer::with_digit_ids(&model, DIGIT_IDS, limits).unwrap();
+    let prompts = grouped_prompts(&scorer, 3, 6);
+    let batches = std::cell::Cell::new(0);
+    let error = scorer
+        .score_all(&model, &prompts, || batches.get() >= 2, |_, _, _| batches.set(batches.get() + 1))
+        .unwrap_err();
+    assert!(matches!(error, culturespa_engine::EngineError::Cancelled), "{error}");
+    assert_eq!(batches.get(), 2);
 }
 
 fn softmax(logits: &[f32]) -> Vec<f64> {
@@ -228,7 +381,7 @@ fn qwen2_biases_are_applied_and_batching_still_matches() {
     let scorer = Scorer::with_digit_ids(&model, DIGIT_IDS, BatchLimits::default()).unwrap();
     let prompts = prompts(&scorer);
     let mut batched = Vec::new();
-    scorer.score_all(&model, &mut PrefixCache::default(), &prompts, || false, |_, s, _| batched.extend(s)).unwrap();
+    scorer.score_all(&model, &prompts, || false, |_, s, _| batched.extend(s)).unwrap();
     let (alone, _) = scorer.score_batch(&model, &mut PrefixCache::default(), &prompts[3..4], 0).unwrap();
     for (a, b) in alone[0].probs.iter().zip(&batched[3].probs) {
         assert!((a - b).abs() < TOLERANCE);

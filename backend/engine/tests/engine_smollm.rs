@@ -112,3 +112,57 @@ fn greedy_decoding_knows_the_capital_of_france() {
     .unwrap();
     assert!(generation.text.contains("Paris"), "reply: {:?}", generation.text);
 }
+
+/// Cloze scores from the inference path (a cached prompt, every row of each option) against the
+/// same per-character log-likelihoods computed independently through the training forward pass
+/// over each whole sequence.
+#[test]
+fn cloze_scores_are_the_per_character_option_likelihoods() {
+    use culturespa_engine::cloze::{score_cloze, ClozePrompt};
+    let loaded = default_model();
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let option_texts: Vec<String> =
+        ["Very important", "Rather important", "Not very important", "Not at all important"].map(String::from).into();
+    let mut cache = PrefixCache::default();
+    for question in ["How important is family in your life?", "How important is work in your life?"] {
+        let text = chatml(UNAWARE_SYSTEM, &format!("{question} Answer with the option's text."));
+        let prompt = ClozePrompt {
+            id: question.into(),
+            text: text.clone(),
+            choices: (1..=4).map(|c| c.to_string()).collect(),
+            option_texts: option_texts.clone(),
+        };
+        let (scores, evaluated) = score_cloze(model, tokenizer, &mut cache, &prompt).unwrap();
+        assert!(evaluated > 0);
+
+        let prompt_tokens = tokenizer.encode(&text).unwrap();
+        let normalised: Vec<f64> = option_texts
+            .iter()
+            .map(|option| {
+                let option_tokens = tokenizer.encode(option).unwrap();
+                let sequence: Vec<u32> = prompt_tokens.iter().chain(&option_tokens).copied().collect();
+                let rows: Vec<usize> = (prompt_tokens.len() - 1..sequence.len() - 1).collect();
+                let hidden = model.forward_rows(&[&sequence], &[rows]).unwrap();
+                let logits = model.logits(&hidden).unwrap().to_vec2::<f32>().unwrap();
+                let log_likelihood: f64 = logits
+                    .iter()
+                    .zip(&option_tokens)
+                    .map(|(row, &id)| {
+                        let max = row.iter().copied().fold(f32::MIN, f32::max) as f64;
+                        let total: f64 = row.iter().map(|&l| (l as f64 - max).exp()).sum();
+                        row[id as usize] as f64 - max - total.ln()
+                    })
+                    .sum();
+                log_likelihood / option.chars().count() as f64
+            })
+            .collect();
+        let max = normalised.iter().copied().fold(f64::MIN, f64::max);
+        let total: f64 = normalised.iter().map(|s| (s - max).exp()).sum();
+        for (probability, score) in scores.probs.iter().zip(&normalised) {
+            let expected = (score - max).exp() / total;
+            assert!((probability - expected).abs() < 1e-4, "{question}: {probability} vs {expected}");
+        }
+        let best = normalised.iter().enumerate().fold(0, |b, (i, s)| if *s > normalised[b] { i } else { b });
+        assert_eq!(scores.answer, (best + 1).to_string());
+    }
+}

@@ -13,8 +13,13 @@ use culturespa_engine::{
 use common::{answer_prompt, chatml, default_model_path, UNAWARE_SYSTEM};
 
 /// Batches of two prompts, one at a time, so that a handful of prompts make several rounds.
-const SMALL_BATCH: BatchLimits =
-    BatchLimits { max_tokens: 2048, max_sequences: 2, max_prefix_shrink_cost: 64, concurrent_batches: Some(1) };
+const SMALL_BATCH: BatchLimits = BatchLimits {
+    max_tokens: 2048,
+    max_sequences: 2,
+    max_prefix_shrink_cost: 64,
+    concurrent_batches: Some(1),
+    balance_over: 1,
+};
 
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();

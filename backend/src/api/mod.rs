@@ -23,6 +23,7 @@ use serde::Deserialize;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
+use crate::models::ModelSource;
 use crate::pipeline::runner::RunManager;
 use crate::store::Store;
 use crate::survey::SurveyData;
@@ -41,9 +42,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state of a server whose runs use `default_model` when they name none.
-    pub fn new(survey: Arc<SurveyData>, store: Store, static_dir: Option<PathBuf>, default_model: PathBuf) -> Self {
-        let runs = RunManager::new(store.clone(), Arc::clone(&survey), default_model);
+    /// The state of a server whose runs use the models of `models`.
+    pub fn new(survey: Arc<SurveyData>, store: Store, static_dir: Option<PathBuf>, models: ModelSource) -> Self {
+        let runs = RunManager::new(store.clone(), Arc::clone(&survey), models);
         AppState { survey, store, static_dir, runs }
     }
 }

@@ -13,6 +13,16 @@ pub fn model() -> PathBuf {
     model
 }
 
+/// The models of the repository's models/ folder, the default model by its catalogue name.
+pub fn model_source() -> culturespa::models::ModelSource {
+    model();
+    culturespa::models::ModelSource::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"),
+        culturespa::server::DEFAULT_MODEL,
+    )
+    .expect("the model catalogue")
+}
+
 /// The `culturespa` binary with its data folder and the default model.
 pub fn culturespa(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_culturespa"));

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod tiny;
+pub mod training;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

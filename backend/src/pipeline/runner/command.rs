@@ -1,14 +1,15 @@
 //! `culturespa run` and the stage subcommands: create or resume a run, execute it with progress
 //! bars, stop cleanly on Ctrl-C (the run resumes later with `--resume`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use shared::{RunOrigin, RunStatus, Stage};
 use tokio::sync::broadcast;
 
 use super::{show_progress, Runner, RunnerError};
-use crate::engine::{CancelToken, Engine, EngineOptions};
+use crate::engine::{CancelToken, Engine};
+use crate::models::ModelSource;
 use crate::pipeline::run_file::load_run_file;
 use crate::store::Store;
 use crate::survey::SurveyData;
@@ -27,7 +28,7 @@ pub enum RunTarget {
 pub async fn run_command(
     store: &Store,
     survey: Arc<SurveyData>,
-    default_model: &Path,
+    models: &ModelSource,
     target: RunTarget,
     only: Option<Stage>,
 ) -> Result<(i64, RunStatus), RunnerError> {
@@ -40,9 +41,9 @@ pub async fn run_command(
         }
         RunTarget::Resume(run_id) => store.run(run_id).await?,
     };
-    let model = run.config.model.as_deref().map(PathBuf::from).unwrap_or_else(|| default_model.to_path_buf());
+    let model = models.path_for(run.config.model.as_deref())?;
     eprintln!("loading {}", model.display());
-    let options = EngineOptions::new(&model);
+    let options = models.engine_options(&model);
     let engine = Arc::new(tokio::task::spawn_blocking(move || Engine::start(options)).await??);
 
     let cancel = CancelToken::new();

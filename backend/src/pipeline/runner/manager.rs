@@ -9,7 +9,8 @@ use shared::{RunEvent, RunStatus};
 use tokio::sync::broadcast;
 
 use super::{RunUpdate, Runner, RunnerError};
-use crate::engine::{CancelToken, Engine, EngineOptions};
+use crate::engine::{CancelToken, Engine};
+use crate::models::ModelSource;
 use crate::store::Store;
 use crate::survey::SurveyData;
 
@@ -19,7 +20,7 @@ pub(super) const UPDATE_BUFFER: usize = 1024;
 pub struct RunManager {
     store: Store,
     survey: Arc<SurveyData>,
-    default_model: PathBuf,
+    models: ModelSource,
     engines: tokio::sync::Mutex<HashMap<PathBuf, Arc<Engine>>>,
     active: Mutex<HashMap<i64, CancelToken>>,
     /// Held while a run executes: runs queue behind each other.
@@ -28,12 +29,12 @@ pub struct RunManager {
 }
 
 impl RunManager {
-    pub fn new(store: Store, survey: Arc<SurveyData>, default_model: PathBuf) -> Arc<Self> {
+    pub fn new(store: Store, survey: Arc<SurveyData>, models: ModelSource) -> Arc<Self> {
         let (updates, _) = broadcast::channel(UPDATE_BUFFER);
         Arc::new(RunManager {
             store,
             survey,
-            default_model,
+            models,
             engines: tokio::sync::Mutex::new(HashMap::new()),
             active: Mutex::new(HashMap::new()),
             turn: tokio::sync::Mutex::new(()),
@@ -86,11 +87,15 @@ impl RunManager {
             return Ok(RunStatus::Cancelled);
         }
         let run = self.store.run(run_id).await?;
-        let model = run.config.model.as_deref().map(PathBuf::from).unwrap_or_else(|| self.default_model.clone());
-        let engine = match self.engine(&model).await {
+        let spec = run.config.model.as_deref().unwrap_or(&self.models.default).to_string();
+        let engine = match self.models.path_for(Some(&spec)).map_err(RunnerError::from) {
+            Ok(model) => self.engine(&model).await,
+            Err(error) => Err(error),
+        };
+        let engine = match engine {
             Ok(engine) => engine,
             Err(error) => {
-                let message = format!("cannot load the model {}: {error}", model.display());
+                let message = format!("cannot load the model {spec}: {error}");
                 self.emit(run_id, RunEvent::Log { message }).await?;
                 self.emit(run_id, RunEvent::Finished { status: RunStatus::Failed }).await?;
                 return Err(error);
@@ -113,13 +118,16 @@ impl RunManager {
         Ok(())
     }
 
-    /// The engine for a model, started on first use and kept for later runs.
+    /// The engine for a model, started on first use and kept for later runs (one per file,
+    /// however the path to it is spelled).
     async fn engine(&self, model: &Path) -> Result<Arc<Engine>, RunnerError> {
+        let model =
+            &model.canonicalize().map_err(|_| crate::engine::EngineError::ModelNotFound(model.to_path_buf()))?;
         let mut engines = self.engines.lock().await;
         if let Some(engine) = engines.get(model) {
             return Ok(Arc::clone(engine));
         }
-        let options = EngineOptions::new(model);
+        let options = self.models.engine_options(model);
         let engine = Arc::new(tokio::task::spawn_blocking(move || Engine::start(options)).await??);
         engines.insert(model.to_path_buf(), Arc::clone(&engine));
         Ok(engine)

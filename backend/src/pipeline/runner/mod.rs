@@ -48,6 +48,8 @@ pub enum RunnerError {
     RunFile(#[from] crate::pipeline::run_file::RunFileError),
     #[error("the engine task stopped unexpectedly: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Model(#[from] crate::models::ModelError),
 }
 
 /// An event as it was stored, for live followers (server-sent events, progress bars).

@@ -1,26 +1,32 @@
-//! LoRA fine-tuning with candle's autograd: frozen base weights, the adapter's `A`/`B` as the only
-//! variables, loss on the answer tokens only, AdamW with a cosine schedule and linear warmup
-//! (Hugging Face's `get_cosine_schedule_with_warmup`), gradient accumulation to an effective
-//! batch, global gradient-norm clipping, and checkpoints from which a killed training resumes to
-//! the same bits.
+//! LoRA fine-tuning: frozen base weights, the adapter's `A`/`B` as the only trained values, loss on
+//! the answer tokens only, AdamW with a cosine schedule and linear warmup (Hugging Face's
+//! `get_cosine_schedule_with_warmup`), gradient accumulation to an effective batch, global
+//! gradient-norm clipping, and checkpoints from which a killed training resumes to the same bits.
 //!
-//! The optimizer is written out here rather than taken from `candle_nn::AdamW` because a resumable
-//! training must save and restore its moments, which candle's keeps private; a test checks that
-//! both take identical steps.
+//! Gradients come from one of two paths that compute the same function: on the CPU with the fused
+//! kernels, [`fused`]'s forward pass that keeps what its hand-written backward pass needs (packed
+//! sequences, both cores); elsewhere candle's autograd through [`loss::answer_loss`].
+
+mod data;
+pub mod fused;
+mod kernels;
+mod loss;
+mod optimizer;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::chat_template::{ChatMessage, ChatTemplate};
 use super::error::{EngineError, Result};
-use super::loader::LoadedModel;
 use super::lora::{write_atomically, LoraAdapter, LoraSettings, TrainableAdapter, ADAPTER_WEIGHTS_FILE};
 use super::model::LlamaModel;
-use super::sampling::SeededRng;
-use super::tokenizer::TextTokenizer;
+use super::rng::SeededRng;
+
+pub use data::{parse_sft_text, prepare_example, prepare_examples, read_sft_file, SftRecord, TrainingExample};
+pub use loss::answer_loss;
+pub use optimizer::AdamW;
 
 /// The trainer's state file, in the output folder (final) and in each checkpoint.
 pub const TRAINER_STATE_FILE: &str = "trainer_state.json";
@@ -106,216 +112,6 @@ impl TrainingSettings {
         }
         let progress = (step - warmup) as f64 / (total - warmup).max(1) as f64;
         self.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
-    }
-}
-
-/// One supervised example: the prompt (no loss) and the answer tokens (loss).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainingExample {
-    pub id: String,
-    pub prompt_tokens: Vec<u32>,
-    pub target_tokens: Vec<u32>,
-}
-
-/// A record of an SFT file: LLaMA-Factory's alpaca (`instruction`, `input`, `output`, `system`)
-/// or OpenAI-style `messages`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SftRecord {
-    /// Where it came from, for errors (`file:line`).
-    pub id: String,
-    pub system: Option<String>,
-    pub user: String,
-    pub answer: String,
-}
-
-#[derive(Deserialize)]
-struct AlpacaLine {
-    instruction: String,
-    #[serde(default)]
-    input: String,
-    output: String,
-    #[serde(default)]
-    system: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct MessagesLine {
-    messages: Vec<MessageLine>,
-}
-
-#[derive(Deserialize)]
-struct MessageLine {
-    role: String,
-    content: String,
-}
-
-/// Reads an SFT file: JSON Lines, or a JSON array (LLaMA-Factory's files), of alpaca or
-/// `messages` records. A broken record is an error naming its line (or index in an array).
-pub fn read_sft_file(path: &Path) -> Result<Vec<SftRecord>> {
-    let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
-    parse_sft_text(&text, path)
-}
-
-/// As [`read_sft_file`] for text already in memory; `path` names it in errors.
-pub fn parse_sft_text(text: &str, path: &Path) -> Result<Vec<SftRecord>> {
-    let broken =
-        |line: usize, reason: String| EngineError::InvalidTrainingData { path: path.to_path_buf(), line, reason };
-    let mut records = Vec::new();
-    if text.trim_start().starts_with('[') {
-        let values: Vec<serde_json::Value> =
-            serde_json::from_str(text).map_err(|e| broken(e.line(), format!("not a JSON array of records: {e}")))?;
-        for (index, value) in values.into_iter().enumerate() {
-            let id = format!("{}[{index}]", path.display());
-            records.push(parse_record(value, id).map_err(|reason| broken(0, format!("record {index}: {reason}")))?);
-        }
-    } else {
-        for (index, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let value: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| broken(index + 1, format!("not JSON: {e}")))?;
-            let id = format!("{}:{}", path.display(), index + 1);
-            records.push(parse_record(value, id).map_err(|reason| broken(index + 1, reason))?);
-        }
-    }
-    if records.is_empty() {
-        return Err(broken(0, "no training records".into()));
-    }
-    Ok(records)
-}
-
-fn parse_record(value: serde_json::Value, id: String) -> std::result::Result<SftRecord, String> {
-    if value.get("messages").is_some() {
-        let record: MessagesLine = serde_json::from_value(value).map_err(|e| format!("a messages record: {e}"))?;
-        let mut system = None;
-        let mut user = None;
-        let mut answer = None;
-        for message in record.messages {
-            match message.role.as_str() {
-                "system" => system = Some(message.content),
-                "user" => user = Some(message.content),
-                "assistant" => answer = Some(message.content),
-                other => return Err(format!("unknown role {other:?}")),
-            }
-        }
-        let user = user.ok_or("no user message")?;
-        let answer = answer.ok_or("no assistant message")?;
-        return Ok(SftRecord { id, system, user, answer });
-    }
-    let record: AlpacaLine = serde_json::from_value(value)
-        .map_err(|e| format!("neither a messages record nor an alpaca record (instruction, output): {e}"))?;
-    // LLaMA-Factory joins instruction and input with a newline.
-    let user =
-        if record.input.is_empty() { record.instruction } else { format!("{}\n{}", record.instruction, record.input) };
-    Ok(SftRecord { id, system: record.system.filter(|s| !s.is_empty()), user, answer: record.output })
-}
-
-/// Tokenizes a record with the model's chat template: the prompt up to the assistant's turn
-/// opener, and the answer with the template's end of turn (the tokens that carry the loss).
-pub fn prepare_example(
-    record: &SftRecord,
-    template: &ChatTemplate,
-    tokenizer: &TextTokenizer,
-    context_length: usize,
-) -> Result<TrainingExample> {
-    let mut messages = Vec::new();
-    if let Some(system) = &record.system {
-        messages.push(ChatMessage::system(system.clone()));
-    }
-    messages.push(ChatMessage::user(record.user.clone()));
-    let prompt = template.render(&messages, true)?;
-    messages.push(ChatMessage::assistant(record.answer.clone()));
-    let full = template.render(&messages, false)?;
-    let answer_text = full.strip_prefix(&prompt).ok_or_else(|| {
-        EngineError::ChatTemplate(format!("{}: the rendered conversation does not extend its prompt", record.id))
-    })?;
-    let prompt_tokens = tokenizer.encode(&prompt)?;
-    let target_tokens = tokenizer.encode(answer_text.trim_end_matches('\n'))?;
-    if prompt_tokens.is_empty() || target_tokens.is_empty() {
-        return Err(EngineError::EmptyPrompt { id: record.id.clone() });
-    }
-    let tokens = prompt_tokens.len() + target_tokens.len();
-    if tokens > context_length {
-        return Err(EngineError::PromptTooLong { id: record.id.clone(), tokens, context: context_length });
-    }
-    Ok(TrainingExample { id: record.id.clone(), prompt_tokens, target_tokens })
-}
-
-/// Every record tokenized for `loaded`'s model (see [`prepare_example`]).
-pub fn prepare_examples(records: &[SftRecord], loaded: &LoadedModel) -> Result<Vec<TrainingExample>> {
-    let template = loaded.chat_template()?;
-    let context = loaded.model.config().context_length;
-    records.iter().map(|record| prepare_example(record, template, &loaded.tokenizer, context)).collect()
-}
-
-/// Summed cross-entropy of the examples' answer tokens under `model` (an adapted copy when
-/// training), and how many tokens it sums over.
-pub fn answer_loss(model: &LlamaModel, examples: &[&TrainingExample]) -> Result<(Tensor, usize)> {
-    let mut inputs = Vec::with_capacity(examples.len());
-    let mut rows = Vec::with_capacity(examples.len());
-    let mut labels = Vec::new();
-    for example in examples {
-        let mut tokens = example.prompt_tokens.clone();
-        tokens.extend_from_slice(&example.target_tokens);
-        tokens.pop(); // the last token predicts nothing
-        let first = example.prompt_tokens.len() - 1;
-        rows.push((first..first + example.target_tokens.len()).collect::<Vec<_>>());
-        labels.extend_from_slice(&example.target_tokens);
-        inputs.push(tokens);
-    }
-    let sequences: Vec<&[u32]> = inputs.iter().map(Vec::as_slice).collect();
-    let hidden = model.forward_rows(&sequences, &rows)?;
-    let logits = model.logits_for_loss(&hidden)?;
-    let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    let labels_tensor = Tensor::from_slice(&labels, (labels.len(), 1), model.device())?;
-    let picked = log_probs.gather(&labels_tensor, 1)?;
-    Ok((picked.sum_all()?.neg()?, labels.len()))
-}
-
-/// AdamW with decoupled weight decay, as `candle_nn::AdamW` computes it, with its state exposed.
-#[derive(Debug, Clone)]
-pub struct AdamW {
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    pub weight_decay: f64,
-    pub step: usize,
-    pub first_moments: Vec<Tensor>,
-    pub second_moments: Vec<Tensor>,
-}
-
-impl AdamW {
-    pub fn new(parameters: &[Tensor], weight_decay: f64) -> Result<Self> {
-        let zeros = |t: &Tensor| t.zeros_like();
-        Ok(AdamW {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay,
-            step: 0,
-            first_moments: parameters.iter().map(zeros).collect::<candle_core::Result<_>>()?,
-            second_moments: parameters.iter().map(zeros).collect::<candle_core::Result<_>>()?,
-        })
-    }
-
-    /// One update of `parameters` (variables) with `gradients`, at `learning_rate`.
-    pub fn update(&mut self, parameters: &[candle_core::Var], gradients: &[Tensor], learning_rate: f64) -> Result<()> {
-        self.step += 1;
-        let t = self.step as i32;
-        let (scale_m, scale_v) = (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t));
-        for (index, (parameter, gradient)) in parameters.iter().zip(gradients).enumerate() {
-            let m = ((&self.first_moments[index] * self.beta1)? + (gradient * (1.0 - self.beta1))?)?;
-            let v = ((&self.second_moments[index] * self.beta2)? + (gradient.sqr()? * (1.0 - self.beta2))?)?;
-            let theta = (parameter.as_tensor() * (1.0 - learning_rate * self.weight_decay))?;
-            let adjusted_m = (&m / scale_m)?;
-            let adjusted_v = (&v / scale_v)?;
-            let next = (theta - ((adjusted_m / (adjusted_v.sqrt()? + self.eps)?)? * learning_rate)?)?;
-            parameter.set(&next)?;
-            self.first_moments[index] = m;
-            self.second_moments[index] = v;
-        }
-        Ok(())
     }
 }
 
@@ -477,6 +273,7 @@ pub fn train(
         adapter.vars.iter().flat_map(|(_, _, a, b)| [a.clone(), b.clone()]).collect();
     let session_start = Instant::now();
     let seconds_before = state.seconds;
+    let fused_path = model.uses_cpu_kernels();
 
     for step in state.step..total_steps {
         let mut chosen = step_examples(settings, examples.len(), step);
@@ -492,18 +289,9 @@ pub fn train(
             let batch: Vec<&TrainingExample> = micro.iter().map(|&i| &examples[i]).collect();
             // Dropout masks are drawn from a seed of (run seed, step, micro-batch): reproducible on resume.
             let dropout_seed = settings.seed ^ ((step as u64) << 20) ^ micro_index as u64;
-            let adapted = model.with_adapter_and_dropout(&adapter.as_adapter(num_layers), Some(dropout_seed))?;
-            let (loss, _) = answer_loss(&adapted, &batch)?;
-            let loss = (loss / step_tokens as f64)?;
-            loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            let gradients = loss.backward()?;
-            let grads = variables
-                .iter()
-                .map(|var| match gradients.get(var.as_tensor()) {
-                    Some(grad) => Ok(grad.clone()),
-                    None => Ok(var.as_tensor().zeros_like()?),
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let (loss, grads) =
+                micro_batch_gradients(model, &adapter, &variables, &batch, step_tokens, dropout_seed, fused_path)?;
+            loss_sum += loss;
             accumulated = Some(match accumulated {
                 None => grads,
                 Some(sums) => sums.iter().zip(&grads).map(|(s, g)| Ok(s.add(g)?)).collect::<Result<_>>()?,
@@ -551,6 +339,36 @@ pub fn train(
         std::fs::remove_dir_all(&checkpoints).map_err(|e| EngineError::io(&checkpoints, e))?;
     }
     Ok(TrainingOutcome { state, resumed_from, out_dir: out_dir.to_path_buf() })
+}
+
+/// The loss of a micro-batch over the step's answer tokens and its gradients (in `variables`'
+/// order): through the fused CPU pass, or candle's autograd.
+fn micro_batch_gradients(
+    model: &LlamaModel,
+    adapter: &TrainableAdapter,
+    variables: &[candle_core::Var],
+    batch: &[&TrainingExample],
+    step_tokens: usize,
+    dropout_seed: u64,
+    fused_path: bool,
+) -> Result<(f64, Vec<Tensor>)> {
+    if fused_path {
+        let pass = fused::loss_and_gradients(model, adapter, batch, 1.0 / step_tokens as f64, Some(dropout_seed))?;
+        return Ok((pass.loss, pass.gradients));
+    }
+    let adapted = model.with_adapter_and_dropout(&adapter.as_adapter(model.config().num_layers), Some(dropout_seed))?;
+    let (loss, _) = answer_loss(&adapted, batch)?;
+    let loss = (loss / step_tokens as f64)?;
+    let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    let gradients = loss.backward()?;
+    let grads = variables
+        .iter()
+        .map(|var| match gradients.get(var.as_tensor()) {
+            Some(grad) => Ok(grad.clone()),
+            None => Ok(var.as_tensor().zeros_like()?),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((value, grads))
 }
 
 fn parameters(adapter: &TrainableAdapter) -> Vec<Tensor> {
