@@ -69,6 +69,48 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The persona meter of a stored run: first-option share, share of culture-aware answers
+    /// that differ from the unaware ones, their mean total variation, and per culture the change
+    /// of the paper's metric and 1 − JSD with 95 % bootstrap intervals beside a uniform answerer.
+    PersonaMeter {
+        #[arg(long)]
+        run: i64,
+        /// A culture-aware variant: P1, P2, P3, P1+P3, P2+P3.
+        #[arg(long, default_value = "P1")]
+        variant: String,
+        #[arg(long, default_value_t = analysis::DEFAULT_RESAMPLES, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        resamples: u32,
+        #[arg(long, default_value_t = analysis::DEFAULT_SEED)]
+        seed: u64,
+        /// Print the meter as JSON.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+        data_dir: PathBuf,
+    },
+    /// The persona meter as a quick run: answers about --questions WVS questions (the first of
+    /// each topic) unaware and with each --variants persona for --cultures in scoring mode, then
+    /// prints the meter of each variant. The run is stored; `run --resume ID` finishes it.
+    Sensitivity {
+        #[arg(long, env = "CULTURESPA_MODEL", default_value = server::DEFAULT_MODEL)]
+        model: String,
+        #[arg(long, default_value_t = 26, value_parser = clap::value_parser!(u32).range(1..=i64::from(pipeline::sensitivity::MAX_QUESTIONS)))]
+        questions: u32,
+        /// Country codes (comma-separated); all 18 when omitted.
+        #[arg(long, value_delimiter = ',')]
+        cultures: Vec<String>,
+        /// Culture-aware variants (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "P1")]
+        variants: Vec<String>,
+        #[arg(long, default_value_t = analysis::DEFAULT_RESAMPLES, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        resamples: u32,
+        #[arg(long, default_value_t = analysis::DEFAULT_SEED)]
+        seed: u64,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+        data_dir: PathBuf,
+    },
     /// Import released answers (culture-unaware and P1) as a run and collect its instances.
     ImportReleased {
         /// The folder of released files; the embedded Llama-3-8B release when omitted.
@@ -429,6 +471,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::PersonaMeter { run, variant, resamples, seed, json, data_dir } => {
+            let variant = parse_variant_arg(&variant)?;
+            let survey = server::load_survey(cli.wvs_data.as_deref())?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            let meter = runtime.block_on(async {
+                let store = Store::open(&data_dir).await?;
+                anyhow::Ok(analysis::run_persona_meter(&store, &survey, run, variant, resamples, seed).await?)
+            })?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&meter)?),
+                false => print!("{}", pipeline::sensitivity::render_meters(&[meter])),
+            }
+            Ok(())
+        }
+        Command::Sensitivity { model, questions, cultures, variants, resamples, seed, json, data_dir } => {
+            let variants = variants.iter().map(|text| parse_variant_arg(text)).collect::<anyhow::Result<Vec<_>>>()?;
+            let plan = pipeline::sensitivity::SensitivityPlan { model, questions, cultures, variants, seed };
+            let survey = std::sync::Arc::new(server::load_survey(cli.wvs_data.as_deref())?);
+            let runtime = tokio::runtime::Runtime::new()?;
+            let meters = runtime.block_on(async {
+                let store = server::open_store(&data_dir, &survey).await?;
+                let models = ModelSource::new(&cli.models_dir, plan.model.clone())?.with_bf16_projections(cli.amx);
+                anyhow::Ok(
+                    pipeline::sensitivity::run_sensitivity(
+                        &store,
+                        survey.clone(),
+                        &models,
+                        &data_dir,
+                        &plan,
+                        resamples,
+                    )
+                    .await?,
+                )
+            })?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&meters)?),
+                false => print!("{}", pipeline::sensitivity::render_meters(&meters)),
+            }
+            Ok(())
+        }
         Command::ImportReleased { dir, name, data_dir } => {
             let survey = server::load_survey(cli.wvs_data.as_deref())?;
             let released = analysis::load_released(dir.as_deref(), &survey)?;
@@ -710,6 +792,12 @@ fn models_table(listings: &[shared::ModelListing], models_dir: &Path) -> String 
 }
 
 /// Executes a run (or one stage of it) and fails unless it completed or stopped on request.
+/// A prompt variant as people write it (`P1`, `p1p3`, `P1+P3`, `unaware`).
+fn parse_variant_arg(text: &str) -> anyhow::Result<shared::PromptVariant> {
+    shared::analysis::parse_variant(text)
+        .with_context(|| format!("unknown variant '{text}': unaware, P1, P2, P3, P1+P3 or P2+P3"))
+}
+
 fn execute_run(
     wvs_data: Option<&std::path::Path>,
     models_dir: &Path,

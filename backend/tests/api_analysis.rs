@@ -332,3 +332,60 @@ fn models() -> culturespa::models::ModelSource {
     )
     .unwrap()
 }
+
+#[tokio::test]
+async fn the_persona_meter_of_the_released_run_counts_its_instances_and_its_scores() {
+    let (state, _dir) = state().await;
+    let meter: shared::analysis::PersonaMeter =
+        get_ok(&state, &format!("/api/persona-meter?run={RELEASE_RUN}&variant=P1&resamples=200")).await;
+    // Recounted from the stored replies with the paper's rule (the first integer, if ≤ 10): the
+    // pairs where both answers are valid, and how many of them differ: the 1,373 instances.
+    let replies = |variant| {
+        let store = state.store.clone();
+        async move { store.run_answers(RELEASE_RUN, WVS_SET, variant).await.unwrap() }
+    };
+    let valid = |answer: &shared::Answer| answer.raw_reply.as_deref().and_then(culturespa::analysis::paper_answer_code);
+    let unaware: std::collections::HashMap<String, u32> = replies(PromptVariant::Unaware)
+        .await
+        .iter()
+        .filter_map(|answer| Some((answer.question_id.clone(), valid(answer)?)))
+        .collect();
+    let (mut pairs, mut differing) = (0u32, 0u32);
+    for answer in replies(PromptVariant::P1).await {
+        if let (Some(aware), Some(unaware)) = (valid(&answer), unaware.get(&answer.question_id)) {
+            pairs += 1;
+            differing += u32::from(aware != *unaware);
+        }
+    }
+    assert_eq!(differing, 1373);
+    assert_eq!(meter.pairs, pairs);
+    assert_eq!((meter.changed.unwrap() * f64::from(pairs)).round() as u32, differing);
+    assert_eq!(meter.cultures.len(), 18);
+    // Each culture's aware and unaware scores average to about the paper's P1 and unaware figures
+    // (66.61 and 62.36): the meter scores both on the questions where both answers are valid, the
+    // paper each on its own valid answers, which moves the means by a few hundredths.
+    let mean = |pick: fn(&shared::analysis::PersonaDirection) -> f64| {
+        meter.cultures.iter().map(pick).sum::<f64>() / meter.cultures.len() as f64
+    };
+    assert!((mean(|c| c.aware_score) - 66.61).abs() < 0.05, "{}", mean(|c| c.aware_score));
+    assert!((mean(|c| c.unaware_score) - 62.36).abs() < 0.05, "{}", mean(|c| c.unaware_score));
+    assert!((meter.mean_delta_score.unwrap() - (mean(|c| c.aware_score) - mean(|c| c.unaware_score))).abs() < 1e-9);
+    for culture in &meter.cultures {
+        assert!(culture.delta_score_interval.low <= culture.delta_score_interval.high);
+    }
+    // Sampled replies carry no distributions.
+    assert_eq!(meter.mean_total_variation, None);
+    assert!(meter.cultures.iter().all(|c| c.delta_one_minus_jsd.is_none()));
+
+    for (uri, status) in [
+        (format!("/api/persona-meter?run={RELEASE_RUN}&variant=unaware"), StatusCode::BAD_REQUEST),
+        (format!("/api/persona-meter?run={RELEASE_RUN}&resamples=0"), StatusCode::BAD_REQUEST),
+        (format!("/api/persona-meter?run={RELEASE_RUN}&resamples=99999"), StatusCode::BAD_REQUEST),
+        ("/api/persona-meter".to_string(), StatusCode::BAD_REQUEST),
+        ("/api/persona-meter?run=999".to_string(), StatusCode::NOT_FOUND),
+    ] {
+        let (actual, body) = get(&state, &uri).await;
+        assert_eq!(actual, status, "{uri}: {body}");
+        assert!(body["message"].is_string(), "{uri}: {body}");
+    }
+}

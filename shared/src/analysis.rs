@@ -250,6 +250,62 @@ pub struct CultureMap {
     pub arrows: Vec<MapArrow>,
 }
 
+/// A 95 % interval (bootstrap percentiles).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub low: f64,
+    pub high: f64,
+}
+
+/// `GET /api/persona-meter?run=ID&variant=P1`, `culturespa persona-meter`, `culturespa
+/// sensitivity`: whether a culture persona moves a model's answers (movement) and whether it moves
+/// them toward that culture's people (direction).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonaMeter {
+    pub run_id: i64,
+    pub variant: PromptVariant,
+    pub variant_label: String,
+    /// (question, culture) pairs with both a culture-aware and an unaware answer.
+    pub pairs: u32,
+    /// Share of answers that pick a question's first option: unaware, and culture-aware.
+    pub first_option_unaware: Option<f64>,
+    pub first_option_aware: Option<f64>,
+    /// Share of pairs whose culture-aware answer differs from the unaware one (the paper's
+    /// culture-related instances).
+    pub changed: Option<f64>,
+    /// Mean total variation between the aware and the unaware option distributions (scoring runs).
+    pub mean_total_variation: Option<f64>,
+    /// Per culture, in the survey's culture order.
+    pub cultures: Vec<PersonaDirection>,
+    /// Means over the cultures of the score changes.
+    pub mean_delta_score: Option<f64>,
+    pub mean_delta_one_minus_jsd: Option<f64>,
+    /// Bootstrap resamples of the questions behind every interval, and their seed.
+    pub resamples: u32,
+    pub seed: u64,
+}
+
+/// One culture's direction: the paper's metric and 1 − JSD (×100) of its unaware and aware answers
+/// on the same questions, the change with a 95 % bootstrap interval over the questions, and what
+/// a uniform answerer (every option equally likely) gets on them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonaDirection {
+    pub country_code: String,
+    pub questions: u32,
+    pub changed: f64,
+    pub unaware_score: f64,
+    pub aware_score: f64,
+    pub delta_score: f64,
+    pub delta_score_interval: Interval,
+    /// The expected paper metric of a uniform random answerer.
+    pub uniform_score: f64,
+    pub unaware_one_minus_jsd: Option<f64>,
+    pub aware_one_minus_jsd: Option<f64>,
+    pub delta_one_minus_jsd: Option<f64>,
+    pub delta_one_minus_jsd_interval: Option<Interval>,
+    pub uniform_one_minus_jsd: Option<f64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

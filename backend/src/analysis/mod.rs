@@ -6,6 +6,7 @@ mod baseline;
 mod culture_map;
 mod distribution;
 mod import;
+mod persona_meter;
 mod probe;
 mod relations;
 mod released;
@@ -24,6 +25,7 @@ pub use distribution::{
     DistributionError,
 };
 pub use import::{import_embedded_release, import_released, ImportSummary};
+pub use persona_meter::{persona_meter, run_persona_meter, MeterInput, DEFAULT_RESAMPLES, DEFAULT_SEED};
 pub use probe::{probe_model, probe_questions, PROBE_QUESTIONS, PROBE_TEXT};
 pub use relations::{
     average_linkage, human_relations, human_similarity_matrix, human_similarity_of, majority_codes, neighbours,
@@ -54,6 +56,8 @@ pub enum AnalysisError {
     MatrixMismatch,
     #[error("question {question_id}: {error}")]
     Distribution { question_id: String, error: DistributionError },
+    #[error("{0}")]
+    Meter(String),
     #[error("importing the released answers")]
     Store(#[from] StoreError),
 }

@@ -5,6 +5,7 @@ mod culture_map;
 mod error;
 mod export;
 mod instances;
+mod persona_meter;
 mod questions;
 mod relations;
 mod reviews;
@@ -106,6 +107,7 @@ pub fn app(state: AppState) -> Router {
         .route("/runs/{run_id}/export", get(export::export))
         .route("/scores", get(scores::run_scores))
         .route("/scores/released", get(scores::released))
+        .route("/persona-meter", get(persona_meter::persona_meter_of))
         .route("/relations", get(relations::relations))
         .route("/culture-map", get(culture_map::culture_map_of))
         .fallback(error::api_not_found);

@@ -1,7 +1,8 @@
-//! Pieces the pages share: SVG chart helpers, table downloads, URL query helpers.
+//! Pieces the pages share: SVG chart helpers, table downloads, the persona meter, URL query helpers.
 
 pub mod charts;
 pub mod download;
+pub mod persona_meter;
 
 /// Percent-encodes a URL query value or a data-URL payload: everything but unreserved characters.
 pub fn encode_uri_component(text: &str) -> String {

@@ -14,6 +14,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::api;
 use crate::app::loaded;
+use crate::components::persona_meter::PersonaMeters;
 
 /// The stages a run can be launched with from the browser in this version.
 const LAUNCHABLE_STAGES: [Stage; 6] =
@@ -280,6 +281,7 @@ pub fn RunPage() -> impl IntoView {
                     <a href=format!("/runs/compare?a={}", run.run_id)>"Compare with another run"</a>
                 </div>
                 <details><summary>"Configuration"</summary><pre>{config}</pre></details>
+                {(run.status == RunStatus::Completed).then(|| view! { <PersonaMeters run_id=run.run_id variants=run.config.variants.clone() /> })}
             }
         })}
         {move || action_error.get().map(|message| view! { <p class="error">{message}</p> })}

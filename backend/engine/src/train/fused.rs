@@ -15,7 +15,7 @@ use candle_core::{DType, Storage, StorageRef, Tensor};
 use super::data::TrainingExample;
 use super::kernels::{
     attention_backward, attention_forward, cross_entropy, gemm, real, rms_norm_backward, rms_norm_forward, rope,
-    swiglu_backward, swiglu_forward, AttentionProbs, Heads, Mat, MatMut, Real,
+    swiglu_backward, swiglu_forward, AttentionProbs, Heads, Mat, MatMut, Real, Rotation,
 };
 use crate::cpu_kernels::SequenceSpan;
 use crate::error::{EngineError, Result};
@@ -543,7 +543,7 @@ fn layer_forward<T: Real>(
                 Some(lora_forward(lora, &normed, rows, hidden, &mut qkv, qkv_width, columns, rng, dropout)?);
         }
     }
-    rope(&mut qkv, qkv_width, heads.heads + heads.kv_heads, heads.head_dim, positions, cos, sin, false);
+    rope(&mut qkv, qkv_width, heads.heads + heads.kv_heads, heads.head_dim, Rotation { positions, cos, sin }, false);
     let mut attended = vec![T::zero(); rows * q_width];
     let probs = attention_forward(&qkv, heads, spans, &mut attended)?;
 
@@ -698,7 +698,14 @@ fn layer_backward<T: Real>(
     let mut qkv_grad = vec![T::zero(); rows * qkv_width];
     attention_backward(&saved.qkv, &saved.probs, &attended_grad, heads, spans, &mut qkv_grad)?;
     drop(attended_grad);
-    rope(&mut qkv_grad, qkv_width, heads.heads + heads.kv_heads, heads.head_dim, positions, cos, sin, true);
+    rope(
+        &mut qkv_grad,
+        qkv_width,
+        heads.heads + heads.kv_heads,
+        heads.head_dim,
+        Rotation { positions, cos, sin },
+        true,
+    );
     let mut normed_grad = vec![T::zero(); rows * hidden];
     project_back(&mut normed_grad, false, &qkv_grad, weights.qkv, rows, hidden)?;
     let qkv_columns = [0..q_width, q_width..q_width + kv_width, q_width + kv_width..qkv_width];

@@ -193,6 +193,14 @@ pub fn rms_norm_backward<T: Real>(
         });
 }
 
+/// Each row's position and the cosine/sine tables (`[position, head_dim / 2]`) of the rotation.
+#[derive(Clone, Copy)]
+pub struct Rotation<'a, T> {
+    pub positions: &'a [u32],
+    pub cos: &'a [T],
+    pub sin: &'a [T],
+}
+
 /// Rotary embeddings (Hugging Face layout: dimension i pairs with i + d/2) on the first `heads`
 /// head vectors of every row, in place; `inverse` rotates back (the backward pass).
 pub fn rope<T: Real>(
@@ -200,11 +208,10 @@ pub fn rope<T: Real>(
     row_width: usize,
     heads: usize,
     head_dim: usize,
-    positions: &[u32],
-    cos: &[T],
-    sin: &[T],
+    rotation: Rotation<'_, T>,
     inverse: bool,
 ) {
+    let Rotation { positions, cos, sin } = rotation;
     let half = head_dim / 2;
     rows.par_chunks_mut(row_width * ROWS_PER_TASK).zip(positions.par_chunks(ROWS_PER_TASK)).for_each(|(chunk, pos)| {
         for (row, &position) in chunk.chunks_exact_mut(row_width).zip(pos) {
@@ -356,6 +363,9 @@ pub fn attention_forward<T: Real>(
     Ok(all_probs)
 }
 
+/// One (span, kv head) task's query, key and value gradients.
+type SpanGradients<T> = (Vec<T>, Vec<T>, Vec<T>);
+
 /// The gradient of [`attention_forward`] with respect to `qkv` (rotated q, k and v), written
 /// into `qkv_grad` (every q, k and v column of every row of the spans).
 pub fn attention_backward<T: Real>(
@@ -368,7 +378,7 @@ pub fn attention_backward<T: Real>(
 ) -> Result<()> {
     let (d, group, qkv_width, q_width) = (shape.head_dim, shape.group(), shape.qkv_width(), shape.q_width());
     let tasks: Vec<(usize, usize)> = (0..spans.len()).flat_map(|s| (0..shape.kv_heads).map(move |g| (s, g))).collect();
-    let results: Vec<Result<(Vec<T>, Vec<T>, Vec<T>)>> = tasks
+    let results: Vec<Result<SpanGradients<T>>> = tasks
         .par_iter()
         .zip(probs)
         .map(|(&(s, g), probs)| {
