@@ -102,6 +102,9 @@ enum Command {
         /// Culture-aware variants (comma-separated).
         #[arg(long, value_delimiter = ',', default_value = "P1")]
         variants: Vec<String>,
+        /// Where the persona goes: system (the paper), user, both.
+        #[arg(long, value_enum, default_value = "system")]
+        persona: PersonaArg,
         #[arg(long, default_value_t = analysis::DEFAULT_RESAMPLES, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         resamples: u32,
         #[arg(long, default_value_t = analysis::DEFAULT_SEED)]
@@ -368,6 +371,14 @@ enum BenchCommand {
     },
 }
 
+/// Where the persona goes in culture-aware prompts (`shared::PersonaPlacement`).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum PersonaArg {
+    System,
+    User,
+    Both,
+}
+
 #[derive(Debug, Subcommand)]
 enum DataCommand {
     /// Validate the WVS data and print what it holds as JSON.
@@ -485,9 +496,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Sensitivity { model, questions, cultures, variants, resamples, seed, json, data_dir } => {
+        Command::Sensitivity { model, questions, cultures, variants, persona, resamples, seed, json, data_dir } => {
             let variants = variants.iter().map(|text| parse_variant_arg(text)).collect::<anyhow::Result<Vec<_>>>()?;
-            let plan = pipeline::sensitivity::SensitivityPlan { model, questions, cultures, variants, seed };
+            let persona = match persona {
+                PersonaArg::System => shared::PersonaPlacement::System,
+                PersonaArg::User => shared::PersonaPlacement::User,
+                PersonaArg::Both => shared::PersonaPlacement::Both,
+            };
+            let plan = pipeline::sensitivity::SensitivityPlan { model, questions, cultures, variants, persona, seed };
             let survey = std::sync::Arc::new(server::load_survey(cli.wvs_data.as_deref())?);
             let runtime = tokio::runtime::Runtime::new()?;
             let meters = runtime.block_on(async {

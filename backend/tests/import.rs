@@ -115,6 +115,7 @@ async fn an_import_that_did_not_finish_is_replaced() {
         questions_per_topic: 0,
         variants: vec![PromptVariant::Unaware, PromptVariant::P1],
         answer_mode: AnswerMode::Sampling,
+        persona: Default::default(),
         seed: 42,
         generation: Default::default(),
         training: Default::default(),

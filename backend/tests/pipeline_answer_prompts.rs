@@ -175,3 +175,35 @@ fn culture_variants_need_a_known_culture_and_self_alignment_a_wvs_question() {
         Err(AnswerPromptError::NoSelfAlignmentExamples { .. })
     ));
 }
+
+/// The persona placements, byte for byte: in the user turn the system turn loses the persona (P2
+/// keeps its cross-culture sentence), in both it stays; unaware prompts never change.
+#[test]
+fn the_persona_moves_to_the_user_turn_byte_for_byte() {
+    use culturespa::pipeline::answer_prompt::placed_answer_prompt;
+    use shared::PersonaPlacement;
+    let survey = survey();
+    let question = survey.question("Q1").unwrap();
+    let placed = |variant, placement| {
+        let prompt = placed_answer_prompt(&survey, question, variant, Some("USA"), placement).unwrap();
+        (prompt.system, prompt.user)
+    };
+    let usa_user = format!("Answer as a real person with an American cultural background would.\n{Q1_USER}");
+    let p2_without_persona = USA_P2_SYSTEM.replace(USA_P1_SYSTEM, UNAWARE_SYSTEM);
+    assert!(p2_without_persona.starts_with(UNAWARE_SYSTEM) && p2_without_persona.contains("Before you respond"));
+
+    assert_eq!(placed(PromptVariant::P1, PersonaPlacement::System), (USA_P1_SYSTEM.into(), Q1_USER.into()));
+    assert_eq!(placed(PromptVariant::P1, PersonaPlacement::User), (UNAWARE_SYSTEM.into(), usa_user.clone()));
+    assert_eq!(placed(PromptVariant::P1, PersonaPlacement::Both), (USA_P1_SYSTEM.into(), usa_user.clone()));
+    assert_eq!(placed(PromptVariant::P2, PersonaPlacement::User), (p2_without_persona, usa_user.clone()));
+    let (system, user) = placed(PromptVariant::P3, PersonaPlacement::User);
+    assert_eq!(system, UNAWARE_SYSTEM);
+    assert_eq!(
+        user,
+        format!("Answer as a real person with an American cultural background would.\n{Q1_USA_SELF_ALIGNMENT_USER}")
+    );
+    for placement in PersonaPlacement::ALL {
+        let prompt = placed_answer_prompt(&survey, question, PromptVariant::Unaware, None, placement).unwrap();
+        assert_eq!((prompt.system.as_str(), prompt.user.as_str()), (UNAWARE_SYSTEM, Q1_USER));
+    }
+}

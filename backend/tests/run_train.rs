@@ -44,6 +44,7 @@ fn config(name: &str, stages: Vec<Stage>, training: TrainingConfig) -> RunConfig
         questions_per_topic: 4,
         variants: vec![PromptVariant::Unaware, PromptVariant::P1],
         answer_mode: AnswerMode::Scoring,
+        persona: Default::default(),
         seed: 7,
         generation: Default::default(),
         training,

@@ -17,6 +17,7 @@ fn config() -> RunConfig {
         questions_per_topic: 10,
         variants: vec![PromptVariant::Unaware, PromptVariant::P1],
         answer_mode: AnswerMode::Scoring,
+        persona: Default::default(),
         seed: 42,
         generation: Default::default(),
         training: Default::default(),

@@ -42,6 +42,34 @@ pub enum AnswerMode {
     Sampling,
 }
 
+/// Where a culture-aware prompt puts the persona (a lever of the persona meter; the paper's is the
+/// system turn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PersonaPlacement {
+    /// The paper's prompts.
+    #[default]
+    System,
+    /// The unaware system prompt; the user turn starts with "Answer as a real person with
+    /// {article} {adjective} cultural background would."
+    User,
+    /// The paper's system prompt and that sentence in the user turn.
+    Both,
+}
+
+impl PersonaPlacement {
+    pub const ALL: [PersonaPlacement; 3] = [PersonaPlacement::System, PersonaPlacement::User, PersonaPlacement::Both];
+
+    /// The placement as serde writes it (`user`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PersonaPlacement::System => "system",
+            PersonaPlacement::User => "user",
+            PersonaPlacement::Both => "both",
+        }
+    }
+}
+
 /// A run's stored configuration. Everything a run does follows from it (and its seed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -63,6 +91,9 @@ pub struct RunConfig {
     pub variants: Vec<PromptVariant>,
     #[serde(default)]
     pub answer_mode: AnswerMode,
+    /// Where culture-aware prompts put the persona (the paper: the system turn).
+    #[serde(default)]
+    pub persona: PersonaPlacement,
     #[serde(default = "default_seed")]
     pub seed: u64,
     /// How the Generate stage samples questions (the paper's settings by default).

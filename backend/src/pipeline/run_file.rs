@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use shared::{AdapterConfig, AnswerMode, GenerationSettings, PromptVariant, RunConfig, Stage, TrainingConfig};
+use shared::{
+    AdapterConfig, AnswerMode, GenerationSettings, PersonaPlacement, PromptVariant, RunConfig, Stage, TrainingConfig,
+};
 
 use crate::survey::SurveyData;
 
@@ -41,6 +43,8 @@ struct RunFile {
     variants: Option<Vec<PromptVariant>>,
     #[serde(default)]
     answer_mode: AnswerMode,
+    #[serde(default)]
+    persona: PersonaPlacement,
     seed: Option<u64>,
     generation: Option<GenerationTable>,
     #[serde(default)]
@@ -108,6 +112,7 @@ pub fn parse_run_file(file: &Path, text: &str, survey: &SurveyData) -> Result<Ru
         questions_per_topic: run_file.questions_per_topic,
         variants: run_file.variants.unwrap_or_else(|| vec![PromptVariant::Unaware, PromptVariant::P1]),
         answer_mode: run_file.answer_mode,
+        persona: run_file.persona,
         seed: run_file.seed.unwrap_or(shared::DEFAULT_SEED),
         generation: run_file.generation.map(GenerationTable::into_settings).unwrap_or_default(),
         training: run_file.training,

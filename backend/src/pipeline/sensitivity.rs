@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use shared::analysis::PersonaMeter;
-use shared::{PromptVariant, RunStatus};
+use shared::{PersonaPlacement, PromptVariant, RunStatus};
 
 use super::runner::{run_command, RunTarget, RunnerError};
 use crate::analysis::{run_persona_meter, AnalysisError};
@@ -62,6 +62,8 @@ pub struct SensitivityPlan {
     pub cultures: Vec<String>,
     /// Culture-aware variants (unaware is always answered).
     pub variants: Vec<PromptVariant>,
+    /// Where the persona goes in the culture-aware prompts.
+    pub persona: PersonaPlacement,
     pub seed: u64,
 }
 
@@ -78,8 +80,9 @@ impl SensitivityPlan {
         variants.extend(self.variants.iter().filter(|v| **v != PromptVariant::Unaware).map(|v| variant_name(*v)));
         format!(
             "name = {name:?}\nmodel = {model:?}\ncultures = [{cultures}]\ntopics = []\nquestions_per_topic = {per_topic}\n\
-             variants = [{variants}]\nanswer_mode = \"scoring\"\nseed = {seed}\nstages = [\"answer\"]\n",
-            name = format!("sensitivity of {}", self.model),
+             variants = [{variants}]\nanswer_mode = \"scoring\"\npersona = {persona:?}\nseed = {seed}\nstages = [\"answer\"]\n",
+            name = format!("sensitivity of {} (persona in the {} turn)", self.model, self.persona.as_str()),
+            persona = self.persona.as_str(),
             model = self.model,
             cultures = quoted(&self.cultures),
             per_topic = self.questions.clamp(1, MAX_QUESTIONS).div_ceil(TOPICS),
@@ -94,7 +97,7 @@ impl SensitivityPlan {
         std::fs::create_dir_all(&folder)?;
         let safe: String =
             self.model.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' }).collect();
-        let path = folder.join(format!("{safe}.toml"));
+        let path = folder.join(format!("{safe}-{}.toml", self.persona.as_str()));
         let temporary = path.with_extension("toml.tmp");
         std::fs::write(&temporary, self.run_file())?;
         std::fs::rename(&temporary, &path)?;
@@ -181,6 +184,7 @@ mod tests {
             questions: 40,
             cultures: vec!["usa".into(), "CHN".into()],
             variants: vec![PromptVariant::P1, PromptVariant::P1P3],
+            persona: PersonaPlacement::User,
             seed: 7,
         };
         let survey = SurveyData::embedded().unwrap();
@@ -192,5 +196,6 @@ mod tests {
         assert_eq!(config.answer_mode, shared::AnswerMode::Scoring);
         assert_eq!(config.stages, [shared::Stage::Answer]);
         assert_eq!(config.seed, 7);
+        assert_eq!(config.persona, PersonaPlacement::User);
     }
 }

@@ -8,7 +8,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_params_map};
 use shared::api::Page;
 use shared::{
-    AnswerMode, Culture, PromptVariant, Run, RunConfig, RunEvent, RunStatus, Stage, Topic, TrainingConfig, TrainingMode,
+    AnswerMode, Culture, PersonaPlacement, PromptVariant, Run, RunConfig, RunEvent, RunStatus, Stage, Topic,
+    TrainingConfig, TrainingMode,
 };
 use wasm_bindgen::prelude::*;
 
@@ -83,6 +84,7 @@ fn NewRunForm() -> impl IntoView {
     let variants = RwSignal::new(vec![PromptVariant::Unaware, PromptVariant::P1]);
     let stages = RwSignal::new(vec![Stage::Answer, Stage::Collect]);
     let mode = RwSignal::new(AnswerMode::Scoring);
+    let persona = RwSignal::new(PersonaPlacement::System);
     let training_mode = RwSignal::new(TrainingMode::Joint);
     let max_steps = RwSignal::new(None::<u32>);
     let error = RwSignal::new(None::<String>);
@@ -98,6 +100,7 @@ fn NewRunForm() -> impl IntoView {
             questions_per_topic: per_topic.get(),
             variants: variants.get(),
             answer_mode: mode.get(),
+            persona: persona.get(),
             seed: shared::DEFAULT_SEED,
             generation: Default::default(),
             training: TrainingConfig { mode: training_mode.get(), max_steps: max_steps.get(), ..Default::default() },
@@ -170,6 +173,16 @@ fn NewRunForm() -> impl IntoView {
                 <select name="mode" on:change=move |e| mode.set(if event_target_value(&e) == "sampling" { AnswerMode::Sampling } else { AnswerMode::Scoring })>
                     <option value="scoring" selected=true>"scoring (one pass, distributions)"</option>
                     <option value="sampling">"sampling (the paper's way)"</option>
+                </select>
+            </label>
+            <label>"Persona in "
+                <select name="persona" on:change=move |e| {
+                    let chosen = event_target_value(&e);
+                    persona.set(PersonaPlacement::ALL.into_iter().find(|p| p.as_str() == chosen).unwrap_or_default());
+                }>
+                    <option value="system" selected=true>"the system turn (the paper)"</option>
+                    <option value="user">"the user turn"</option>
+                    <option value="both">"both turns"</option>
                 </select>
             </label>
             <button type="submit">"Start"</button>
@@ -361,6 +374,7 @@ fn config_rows(a: &RunConfig, b: &RunConfig) -> Vec<(&'static str, String, Strin
         ("questions per topic", a.questions_per_topic.to_string(), b.questions_per_topic.to_string()),
         ("variants", variants(&a.variants), variants(&b.variants)),
         ("answer mode", mode(a.answer_mode), mode(b.answer_mode)),
+        ("persona in", a.persona.as_str().to_string(), b.persona.as_str().to_string()),
         ("seed", a.seed.to_string(), b.seed.to_string()),
         ("stages", stages(&a.stages), stages(&b.stages)),
     ]

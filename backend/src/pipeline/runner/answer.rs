@@ -10,7 +10,7 @@ use super::train::{adapters_dir, JOINT_ADAPTER};
 use super::{Runner, RunnerError};
 use crate::analysis::option_answer_code;
 use crate::engine::{AdapterChoice, GenerationPrompt, SamplingParams, ScorePrompt};
-use crate::pipeline::answer_prompt;
+use crate::pipeline::answer_prompt::placed_answer_prompt;
 use crate::store::{AnswerKey, NewAnswer, WVS_SET};
 
 /// Prompts per stored chunk: large enough to batch well, small enough that a kill loses little.
@@ -214,7 +214,13 @@ async fn answer_chunk(
     let mut to_model = Vec::new(); // (position in chunk, rendered prompt text)
     let mut skipped = Vec::new();
     for (position, item) in chunk.iter().enumerate() {
-        match answer_prompt(&runner.survey, item.question, item.variant, item.country_code.as_deref()) {
+        match placed_answer_prompt(
+            &runner.survey,
+            item.question,
+            item.variant,
+            item.country_code.as_deref(),
+            run.config.persona,
+        ) {
             Ok(chat) => {
                 to_model.push((position, template.render_exchange(&chat.system, &chat.user)?));
                 answers.push(None);
