@@ -105,6 +105,12 @@ enum Command {
         /// Where the persona goes: system (the paper), user, both.
         #[arg(long, value_enum, default_value = "system")]
         persona: PersonaArg,
+        /// How options are scored: digits (the option codes; the paper) or cloze (the option texts).
+        #[arg(long, default_value = "digits", value_parser = parse_serde_name::<shared::ScoringFormulation>)]
+        scoring: shared::ScoringFormulation,
+        /// Calibration of the option distributions: none, content_free or permutation.
+        #[arg(long, default_value = "none", value_parser = parse_serde_name::<shared::Calibration>)]
+        calibration: shared::Calibration,
         #[arg(long, default_value_t = analysis::DEFAULT_RESAMPLES, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         resamples: u32,
         #[arg(long, default_value_t = analysis::DEFAULT_SEED)]
@@ -496,14 +502,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Sensitivity { model, questions, cultures, variants, persona, resamples, seed, json, data_dir } => {
+        Command::Sensitivity {
+            model,
+            questions,
+            cultures,
+            variants,
+            persona,
+            scoring,
+            calibration,
+            resamples,
+            seed,
+            json,
+            data_dir,
+        } => {
             let variants = variants.iter().map(|text| parse_variant_arg(text)).collect::<anyhow::Result<Vec<_>>>()?;
             let persona = match persona {
                 PersonaArg::System => shared::PersonaPlacement::System,
                 PersonaArg::User => shared::PersonaPlacement::User,
                 PersonaArg::Both => shared::PersonaPlacement::Both,
             };
-            let plan = pipeline::sensitivity::SensitivityPlan { model, questions, cultures, variants, persona, seed };
+            let plan = pipeline::sensitivity::SensitivityPlan {
+                model,
+                questions,
+                cultures,
+                variants,
+                persona,
+                scoring,
+                calibration,
+                seed,
+            };
             let survey = std::sync::Arc::new(server::load_survey(cli.wvs_data.as_deref())?);
             let runtime = tokio::runtime::Runtime::new()?;
             let meters = runtime.block_on(async {
@@ -809,6 +836,11 @@ fn models_table(listings: &[shared::ModelListing], models_dir: &Path) -> String 
 
 /// Executes a run (or one stage of it) and fails unless it completed or stopped on request.
 /// A prompt variant as people write it (`P1`, `p1p3`, `P1+P3`, `unaware`).
+/// A command-line value spelled as serde writes the enum (`content_free`).
+fn parse_serde_name<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_string())).map_err(|error| error.to_string())
+}
+
 fn parse_variant_arg(text: &str) -> anyhow::Result<shared::PromptVariant> {
     shared::analysis::parse_variant(text)
         .with_context(|| format!("unknown variant '{text}': unaware, P1, P2, P3, P1+P3 or P2+P3"))

@@ -243,6 +243,7 @@ async fn human_copy_run(state: &AppState) -> i64 {
                 raw_reply: None,
                 parsed_code: human.majority_code(),
                 distribution: Some(distribution),
+                raw_distribution: None,
             });
         }
     }

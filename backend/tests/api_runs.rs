@@ -87,9 +87,41 @@ async fn a_bad_run_config_is_a_400_that_names_the_field() {
     let (status, body) = call(&state, Method::POST, "/api/runs", Some(config)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(String::from_utf8_lossy(&body).contains("stages"));
+
+    // A request names an installed model, never a path on the server.
+    for model in [common::model().display().to_string(), "../models/SmolLM2-135M-Instruct.Q4_1.gguf".into()] {
+        let mut config = small_run("bad");
+        config["model"] = json!(model);
+        let (status, body) = call(&state, Method::POST, "/api/runs", Some(config)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let message = String::from_utf8_lossy(&body);
+        assert!(message.contains("model: ") && message.contains("not an installed model"), "{message}");
+    }
     // Nothing was stored but the imported release.
     let (_, body) = call(&state, Method::GET, "/api/runs", None).await;
     assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["total"], 1);
+}
+
+#[tokio::test]
+async fn the_models_endpoint_lists_the_catalogue_and_a_run_may_name_an_installed_one() {
+    let (state, _dir) = state().await;
+    let (status, body) = call(&state, Method::GET, "/api/models", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let listings: Vec<shared::ModelListing> = serde_json::from_slice(&body).unwrap();
+    let names: Vec<&str> = listings.iter().map(|listing| listing.name.as_str()).collect();
+    for name in ["smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+    let default = listings.iter().find(|listing| listing.default).unwrap();
+    assert_eq!((default.name.as_str(), default.installed), ("smollm2-135m", true));
+    let mut config = small_run("named model");
+    config["model"] = json!("smollm2-135m");
+    config["stages"] = json!(["answer"]);
+    let (status, body) = call(&state, Method::POST, "/api/runs", Some(config)).await;
+    assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+    let run: shared::Run = serde_json::from_slice(&body).unwrap();
+    assert_eq!(run.config.model.as_deref(), Some("smollm2-135m"));
+    state.runs.cancel(run.run_id);
 }
 
 #[tokio::test]

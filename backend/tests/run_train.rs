@@ -45,6 +45,10 @@ fn config(name: &str, stages: Vec<Stage>, training: TrainingConfig) -> RunConfig
         variants: vec![PromptVariant::Unaware, PromptVariant::P1],
         answer_mode: AnswerMode::Scoring,
         persona: Default::default(),
+        scoring: Default::default(),
+        calibration: Default::default(),
+        question_selection: Default::default(),
+        collect_from: None,
         seed: 7,
         generation: Default::default(),
         training,
@@ -78,6 +82,7 @@ async fn store_answers(runner: &Runner, run_id: i64, differ: bool) {
             raw_reply: None,
             parsed_code: Some(code),
             distribution: None,
+            raw_distribution: None,
         };
         answers.push(answer(None, 1));
         answers.push(answer(Some("USA"), if differ { 2 } else { 1 }));

@@ -18,6 +18,10 @@ fn config() -> RunConfig {
         variants: vec![PromptVariant::Unaware, PromptVariant::P1],
         answer_mode: AnswerMode::Scoring,
         persona: Default::default(),
+        scoring: Default::default(),
+        calibration: Default::default(),
+        question_selection: Default::default(),
+        collect_from: None,
         seed: 42,
         generation: Default::default(),
         training: Default::default(),
@@ -39,6 +43,7 @@ fn answer(question_id: &str, country_code: Option<&str>, variant: PromptVariant,
         raw_reply: code.map(|c| c.to_string()),
         parsed_code: code,
         distribution: Some(vec![0.5, 0.25, 0.25]),
+        raw_distribution: None,
     }
 }
 

@@ -166,8 +166,12 @@ pub struct Answer {
     pub raw_reply: Option<String>,
     /// The option code parsed from the reply (first `\d+`) or the argmax of the distribution.
     pub parsed_code: Option<u32>,
-    /// The probability of each option, in option order (scoring mode).
+    /// The probability of each option, in option order (scoring mode), after the run's
+    /// calibration.
     pub distribution: Option<Vec<f64>>,
+    /// The model's own distribution before calibration (`None` when the run does not calibrate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_distribution: Option<Vec<f64>>,
 }
 
 /// Where an instance stands in review.

@@ -70,6 +70,70 @@ impl PersonaPlacement {
     }
 }
 
+/// How scoring mode turns the model's next-token distribution into option probabilities (a lever
+/// of the persona meter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoringFormulation {
+    /// The paper's: the probability of each option's code as the first token of the reply,
+    /// renormalised over the options.
+    #[default]
+    Digits,
+    /// Each option's text scored as the whole reply, log-likelihood per character, softmax over
+    /// the options (the formulation OLMES uses for small models; Gu et al. 2024).
+    Cloze,
+}
+
+impl ScoringFormulation {
+    pub const ALL: [ScoringFormulation; 2] = [ScoringFormulation::Digits, ScoringFormulation::Cloze];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScoringFormulation::Digits => "digits",
+            ScoringFormulation::Cloze => "cloze",
+        }
+    }
+}
+
+/// How scoring mode corrects the option distribution for the model's prior over options. Both
+/// the raw and the calibrated distribution are stored; the calibrated one is the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Calibration {
+    /// The model's distribution as it is.
+    #[default]
+    None,
+    /// Content-free (Zhao et al. 2021): q ∝ p / p_cf, where p_cf is the distribution for the same
+    /// prompt with the question text replaced by "N/A" (same setting, same options).
+    ContentFree,
+    /// Permutation prior (PriDe, Zheng et al. 2023): a prior over option positions estimated by
+    /// cycling the option texts of a seeded sample of the run's questions, q ∝ p / prior.
+    Permutation,
+}
+
+impl Calibration {
+    pub const ALL: [Calibration; 3] = [Calibration::None, Calibration::ContentFree, Calibration::Permutation];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Calibration::None => "none",
+            Calibration::ContentFree => "content_free",
+            Calibration::Permutation => "permutation",
+        }
+    }
+}
+
+/// Which questions of each topic a run takes when it takes `questions_per_topic` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuestionSelection {
+    /// The first ones, in the set's order.
+    #[default]
+    First,
+    /// A sample drawn with the run's seed (kept in the set's order).
+    Random,
+}
+
 /// A run's stored configuration. Everything a run does follows from it (and its seed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -94,6 +158,19 @@ pub struct RunConfig {
     /// Where culture-aware prompts put the persona (the paper: the system turn).
     #[serde(default)]
     pub persona: PersonaPlacement,
+    /// Scoring mode: digit labels (the paper) or cloze.
+    #[serde(default)]
+    pub scoring: ScoringFormulation,
+    /// Scoring mode: the calibration of the option distributions.
+    #[serde(default)]
+    pub calibration: Calibration,
+    /// Which questions of each topic the run takes.
+    #[serde(default)]
+    pub question_selection: QuestionSelection,
+    /// The culture-aware variant whose answers, compared with the unaware ones, make the
+    /// instances (`None`: P1, else the first of P2, P1 + P3, P2 + P3, P3 the run answers).
+    #[serde(default)]
+    pub collect_from: Option<PromptVariant>,
     #[serde(default = "default_seed")]
     pub seed: u64,
     /// How the Generate stage samples questions (the paper's settings by default).

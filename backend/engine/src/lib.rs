@@ -33,6 +33,7 @@ pub mod worker;
 
 pub use batch::{BatchLimits, PrefixCache};
 pub use chat_template::{ChatMessage, ChatTemplate};
+pub use cloze::ClozePrompt;
 pub use config::{Architecture, ModelConfig};
 pub use error::EngineError;
 pub use loader::{load_model, DeviceKind, LoadedModel};

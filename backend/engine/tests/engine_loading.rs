@@ -1,6 +1,7 @@
 //! A tiny random llama / Qwen2 written as a GGUF file (q/k rows permuted the way llama.cpp's
 //! converter does) and as a Hugging Face folder loads back to the same function, with a working
-//! tokenizer and chat template.
+//! tokenizer and chat template; a qwen2-shaped GGUF in the k-quant types of the catalogue's Qwen
+//! models loads to the function of its dequantized weights.
 
 mod common;
 
@@ -97,7 +98,9 @@ fn permute_for_gguf(weight: &Tensor, heads: usize) -> Tensor {
         .unwrap()
 }
 
-fn write_gguf(path: &Path, config: &ModelConfig, weights: &VarMap) {
+/// Writes `weights` as a GGUF file; `dtype_of` picks each tensor's type from its GGUF name (norms
+/// and biases stay F32 whatever it says: GGUF quantizes matrices only).
+fn write_gguf(path: &Path, config: &ModelConfig, weights: &VarMap, dtype_of: impl Fn(&str) -> GgmlDType) {
     let arch = match config.architecture {
         Architecture::Llama => "llama",
         Architecture::Qwen2 => "qwen2",
@@ -105,7 +108,8 @@ fn write_gguf(path: &Path, config: &ModelConfig, weights: &VarMap) {
     let by_name = weights_by_name(weights);
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
     let mut add = |gguf_name: String, tensor: &Tensor| {
-        tensors.push((gguf_name, QTensor::quantize(tensor, GgmlDType::F32).unwrap()));
+        let dtype = if tensor.rank() == 2 { dtype_of(&gguf_name) } else { GgmlDType::F32 };
+        tensors.push((gguf_name, QTensor::quantize(tensor, dtype).unwrap()));
     };
     add("token_embd.weight".into(), &by_name["model.embed_tokens.weight"]);
     add("output_norm.weight".into(), &by_name["model.norm.weight"]);
@@ -185,7 +189,7 @@ fn check_round_trip(architecture: Architecture) {
     std::fs::create_dir(&folder).unwrap();
     write_hugging_face_folder(&folder, &config, &weights);
     let gguf_path = dir.path().join("tiny.gguf");
-    write_gguf(&gguf_path, &config, &weights);
+    write_gguf(&gguf_path, &config, &weights, |_| GgmlDType::F32);
 
     let text = "<|im_start|>user\nPick 1 or 2: ab 12<|im_end|>\n<|im_start|>assistant\n";
     for path in [folder.as_path(), gguf_path.as_path()] {
@@ -220,4 +224,134 @@ fn a_llama_gguf_and_folder_load_to_the_same_model() {
 #[test]
 fn a_qwen2_gguf_and_folder_load_to_the_same_model() {
     check_round_trip(Architecture::Qwen2);
+}
+
+/// The types of the catalogue's Qwen GGUFs (Q4_K_M: Q4_K with Q6_K for `attn_v`/`ffn_down`; the
+/// 0.5B also holds Q5_0 and Q8_0), one per kind of tensor.
+fn k_quant_type(gguf_name: &str) -> GgmlDType {
+    match gguf_name.rsplit_once('.').map_or(gguf_name, |(stem, _)| stem).rsplit('.').next().unwrap() {
+        "token_embd" => GgmlDType::Q8_0,
+        "output" => GgmlDType::Q6K,
+        "attn_q" | "attn_k" | "ffn_gate" => GgmlDType::Q4K,
+        "attn_v" | "ffn_down" => GgmlDType::Q6K,
+        "attn_output" => GgmlDType::Q5K,
+        "ffn_up" => GgmlDType::Q5_0,
+        other => panic!("no type for {other}"),
+    }
+}
+
+#[test]
+fn a_qwen2_gguf_with_k_quant_tensors_loads_to_its_dequantized_weights() {
+    // k-quants pack 256 values a block along a row: every matrix here has rows of 256 or 512.
+    let config = ModelConfig {
+        architecture: Architecture::Qwen2,
+        vocab_size: VOCAB,
+        hidden_size: 256,
+        intermediate_size: 512,
+        num_heads: 4,
+        num_kv_heads: 2,
+        head_dim: 64,
+        ..tiny_config()
+    };
+    // Seeded weights (the shared random init is unseeded and scaled for width 32): matrices
+    // uniform with standard deviation 0.1, norms near one, so that the figures below are fixed.
+    let weights = random_weights(&config);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0 // uniform in [-1, 1)
+    };
+    {
+        let data = weights.data().lock().unwrap();
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        for name in names {
+            let var = &data[name];
+            let values: Vec<f32> = match var.rank() {
+                2 => (0..var.elem_count()).map(|_| next() * 0.1 * 3f32.sqrt()).collect(),
+                _ if name.ends_with("bias") => (0..var.elem_count()).map(|_| next() * 0.1).collect(),
+                _ => (0..var.elem_count()).map(|_| 1.0 + next() * 0.1).collect(),
+            };
+            var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap()).unwrap();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("qwen2-k-quants.gguf");
+    write_gguf(&path, &config, &weights, k_quant_type);
+
+    // The file holds what it claims: the k-quant types, read back from its header.
+    let mut file = std::fs::File::open(&path).unwrap();
+    let content = gguf_file::Content::read(&mut file).unwrap();
+    let dtype = |name: &str| content.tensor_infos[name].ggml_dtype;
+    assert_eq!(dtype("blk.0.attn_q.weight"), GgmlDType::Q4K);
+    assert_eq!(dtype("blk.1.ffn_down.weight"), GgmlDType::Q6K);
+    assert_eq!(dtype("blk.0.attn_output.weight"), GgmlDType::Q5K);
+    assert_eq!(dtype("blk.1.ffn_up.weight"), GgmlDType::Q5_0);
+    assert_eq!(dtype("token_embd.weight"), GgmlDType::Q8_0);
+    assert_eq!(dtype("blk.0.attn_q.bias"), GgmlDType::F32);
+
+    // The reference: the in-memory model with each matrix rounded through its type, in Hugging
+    // Face names (the loader reads the file, maps names and dequantizes on its own).
+    let rounded = VarMap::new();
+    {
+        let mut data = rounded.data().lock().unwrap();
+        for (name, tensor) in weights_by_name(&weights) {
+            let gguf_name = match name.as_str() {
+                "model.embed_tokens.weight" => "token_embd.weight".to_string(),
+                "lm_head.weight" => "output.weight".to_string(),
+                other => {
+                    let suffix = other.rsplit_once('.').unwrap().0.rsplit('.').next().unwrap();
+                    let kind = match suffix {
+                        "q_proj" => "attn_q",
+                        "k_proj" => "attn_k",
+                        "v_proj" => "attn_v",
+                        "o_proj" => "attn_output",
+                        "gate_proj" => "ffn_gate",
+                        "up_proj" => "ffn_up",
+                        "down_proj" => "ffn_down",
+                        _ => "norm",
+                    };
+                    format!("blk.0.{kind}.weight")
+                }
+            };
+            let rounded_tensor = if tensor.rank() == 2 {
+                QTensor::quantize(&tensor, k_quant_type(&gguf_name)).unwrap().dequantize(&Device::Cpu).unwrap()
+            } else {
+                tensor
+            };
+            data.insert(name, candle_core::Var::from_tensor(&rounded_tensor).unwrap());
+        }
+    }
+
+    let loaded = load_model(&path, DeviceKind::Cpu).unwrap();
+    assert_eq!(loaded.model.config().architecture, Architecture::Qwen2);
+    assert_eq!(loaded.model.config().hidden_size, 256);
+    let text = "<|im_start|>user\nPick 1 or 2: ab 12<|im_end|>\n<|im_start|>assistant\n";
+    let tokens = loaded.tokenizer.encode(text).unwrap();
+    let expected = reference_logits(&config, &rounded, &tokens);
+    let actual = last_logits(&loaded, &tokens);
+    let scale = expected.iter().map(|x| x.abs()).fold(0.0f32, f32::max);
+    let worst = expected.iter().zip(&actual).map(|(e, a)| (e - a).abs()).fold(0.0f32, f32::max);
+    assert!(worst <= 1e-4 * scale.max(1.0), "largest logit difference {worst} (largest logit {scale})");
+    // And the quantized model is still the model: its logits go with the unrounded ones (a random
+    // network amplifies rounding, so their correlation, not their difference, is what holds; 0.979
+    // with these weights).
+    let unrounded = reference_logits(&config, &weights, &tokens);
+    let correlation = pearson(&unrounded, &actual);
+    assert!(correlation > 0.97, "logits of the quantized and the unrounded model correlate at {correlation}");
+}
+
+fn pearson(a: &[f32], b: &[f32]) -> f64 {
+    let mean = |x: &[f32]| x.iter().map(|v| f64::from(*v)).sum::<f64>() / x.len() as f64;
+    let (mean_a, mean_b) = (mean(a), mean(b));
+    let (mut covariance, mut variance_a, mut variance_b) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        let (dx, dy) = (f64::from(*x) - mean_a, f64::from(*y) - mean_b);
+        covariance += dx * dy;
+        variance_a += dx * dx;
+        variance_b += dy * dy;
+    }
+    covariance / (variance_a * variance_b).sqrt()
 }

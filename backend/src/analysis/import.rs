@@ -137,6 +137,10 @@ impl ImportPlan {
             variants: vec![PromptVariant::Unaware, PromptVariant::P1],
             answer_mode: AnswerMode::Sampling,
             persona: Default::default(),
+            scoring: Default::default(),
+            calibration: Default::default(),
+            question_selection: Default::default(),
+            collect_from: None,
             seed: PAPER_SEED,
             generation: Default::default(),
             training: Default::default(),
@@ -168,6 +172,7 @@ fn answers_of(
                 raw_reply: Some(answer.answer.clone()),
                 parsed_code: option_answer_code(&answer.answer, question),
                 distribution: None,
+                raw_distribution: None,
             })
         })
         .collect()

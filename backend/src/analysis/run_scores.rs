@@ -164,6 +164,7 @@ mod tests {
             raw_reply: raw_reply.map(str::to_string),
             parsed_code,
             distribution: None,
+            raw_distribution: None,
         }
     }
 

@@ -5,6 +5,7 @@ mod culture_map;
 mod error;
 mod export;
 mod instances;
+mod models;
 mod persona_meter;
 mod questions;
 mod relations;
@@ -40,13 +41,15 @@ pub struct AppState {
     pub static_dir: Option<PathBuf>,
     /// Runs launched from the browser, queued on the engine.
     pub runs: Arc<RunManager>,
+    /// The models runs may name (by name only: a request never names a path).
+    pub models: ModelSource,
 }
 
 impl AppState {
     /// The state of a server whose runs use the models of `models`.
     pub fn new(survey: Arc<SurveyData>, store: Store, static_dir: Option<PathBuf>, models: ModelSource) -> Self {
-        let runs = RunManager::new(store.clone(), Arc::clone(&survey), models);
-        AppState { survey, store, static_dir, runs }
+        let runs = RunManager::new(store.clone(), Arc::clone(&survey), models.clone());
+        AppState { survey, store, static_dir, runs, models }
     }
 }
 
@@ -86,6 +89,7 @@ pub fn app(state: AppState) -> Router {
         .route("/topics/{topic}", get(survey::topic))
         .route("/questions", get(questions::list))
         .route("/questions/{question_id}", get(questions::detail))
+        .route("/models", get(models::list))
         .route("/runs", get(runs::list).post(run_control::create))
         .route("/runs/{run_id}", get(runs::detail))
         .route("/runs/{run_id}/events", get(runs::events))

@@ -32,6 +32,16 @@ pub async fn create(
     if let Some(topic) = config.topics.iter().find(|topic| usize::from(**topic) >= state.survey.topics.len()) {
         return Err(AppError::BadRequest(format!("topics: unknown topic {topic}")));
     }
+    // A run from a request names an installed model; it never names a path on the server.
+    if let Some(model) = &config.model {
+        let installed =
+            state.models.registry.list().into_iter().any(|listing| listing.installed && listing.name == *model);
+        if !installed {
+            return Err(AppError::BadRequest(format!(
+                "model: '{model}' is not an installed model (GET /api/models lists them)"
+            )));
+        }
+    }
     let run = state.store.create_run(&config, &RunOrigin::Local).await?;
     state.runs.launch(run.run_id);
     Ok((StatusCode::CREATED, Json(run)))

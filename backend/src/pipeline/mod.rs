@@ -10,6 +10,7 @@
 //! - [`python_literal`]: Python's `repr` of a list of strings, and its inverse.
 
 pub mod answer_prompt;
+pub mod calibration;
 pub mod generated_files;
 pub mod generation_prompt;
 pub mod generation_reply;

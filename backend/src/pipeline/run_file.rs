@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use shared::{
-    AdapterConfig, AnswerMode, GenerationSettings, PersonaPlacement, PromptVariant, RunConfig, Stage, TrainingConfig,
+    AdapterConfig, AnswerMode, Calibration, GenerationSettings, PersonaPlacement, PromptVariant, QuestionSelection,
+    RunConfig, ScoringFormulation, Stage, TrainingConfig,
 };
 
 use crate::survey::SurveyData;
@@ -45,6 +46,13 @@ struct RunFile {
     answer_mode: AnswerMode,
     #[serde(default)]
     persona: PersonaPlacement,
+    #[serde(default)]
+    scoring: ScoringFormulation,
+    #[serde(default)]
+    calibration: Calibration,
+    #[serde(default)]
+    question_selection: QuestionSelection,
+    collect_from: Option<PromptVariant>,
     seed: Option<u64>,
     generation: Option<GenerationTable>,
     #[serde(default)]
@@ -113,6 +121,10 @@ pub fn parse_run_file(file: &Path, text: &str, survey: &SurveyData) -> Result<Ru
         variants: run_file.variants.unwrap_or_else(|| vec![PromptVariant::Unaware, PromptVariant::P1]),
         answer_mode: run_file.answer_mode,
         persona: run_file.persona,
+        scoring: run_file.scoring,
+        calibration: run_file.calibration,
+        question_selection: run_file.question_selection,
+        collect_from: run_file.collect_from,
         seed: run_file.seed.unwrap_or(shared::DEFAULT_SEED),
         generation: run_file.generation.map(GenerationTable::into_settings).unwrap_or_default(),
         training: run_file.training,
@@ -140,6 +152,22 @@ pub fn validate_config(config: &RunConfig) -> Result<(), (String, String)> {
     let answers = config.stages.contains(&Stage::Answer);
     if answers && !config.variants.contains(&PromptVariant::Unaware) && config.stages.contains(&Stage::Collect) {
         return Err(("variants".into(), "collecting instances needs the unaware variant".into()));
+    }
+    if config.answer_mode == AnswerMode::Sampling {
+        if config.scoring != ScoringFormulation::Digits {
+            return Err(("scoring".into(), "the scoring formulation applies to scoring mode only".into()));
+        }
+        if config.calibration != Calibration::None {
+            return Err(("calibration".into(), "calibration applies to scoring mode only".into()));
+        }
+    }
+    if let Some(variant) = config.collect_from {
+        if !variant.is_culture_specific() {
+            return Err(("collect_from".into(), "instances are collected from a culture-aware variant".into()));
+        }
+        if !config.variants.contains(&variant) {
+            return Err(("collect_from".into(), format!("the run does not answer the {} variant", variant.label())));
+        }
     }
     if config.stages.contains(&Stage::Generate) && config.question_set.is_some() {
         return Err(("question_set".into(), "a run that generates questions answers its own set".into()));
@@ -222,4 +250,68 @@ fn validate_generation(settings: &GenerationSettings) -> Result<(), (String, Str
         return invalid("max_new_tokens", "must be at least 1".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<RunConfig, RunFileError> {
+        let survey = SurveyData::embedded().unwrap();
+        parse_run_file(Path::new("levers.toml"), text, &survey)
+    }
+
+    const BASE: &str = "name = \"levers\"\nquestions_per_topic = 2\nstages = [\"answer\", \"collect\"]\n";
+
+    #[test]
+    fn the_levers_default_to_the_papers_settings() {
+        let config = parse(BASE).unwrap();
+        assert_eq!(config.scoring, ScoringFormulation::Digits);
+        assert_eq!(config.calibration, Calibration::None);
+        assert_eq!(config.question_selection, QuestionSelection::First);
+        assert_eq!(config.collect_from, None);
+        assert_eq!(config.persona, PersonaPlacement::System);
+    }
+
+    #[test]
+    fn every_lever_is_read_from_the_run_file() {
+        let text = format!(
+            "{BASE}variants = [\"unaware\", \"p1\", \"p1_p3\"]\nscoring = \"cloze\"\ncalibration = \"content_free\"\n\
+             question_selection = \"random\"\ncollect_from = \"p1_p3\"\npersona = \"both\"\n"
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.scoring, ScoringFormulation::Cloze);
+        assert_eq!(config.calibration, Calibration::ContentFree);
+        assert_eq!(config.question_selection, QuestionSelection::Random);
+        assert_eq!(config.collect_from, Some(PromptVariant::P1P3));
+        assert_eq!(config.persona, PersonaPlacement::Both);
+        let permutation = parse(&format!("{BASE}calibration = \"permutation\"\n")).unwrap();
+        assert_eq!(permutation.calibration, Calibration::Permutation);
+    }
+
+    fn invalid_field(text: &str) -> (String, String) {
+        match parse(text) {
+            Err(RunFileError::Invalid { field, message, .. }) => (field, message),
+            other => panic!("expected an invalid field, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn levers_that_do_not_apply_are_refused_naming_the_field() {
+        let sampling = format!("{BASE}answer_mode = \"sampling\"\n");
+        assert_eq!(invalid_field(&format!("{sampling}calibration = \"permutation\"\n")).0, "calibration");
+        assert_eq!(invalid_field(&format!("{sampling}scoring = \"cloze\"\n")).0, "scoring");
+        let (field, message) = invalid_field(&format!("{BASE}collect_from = \"p2\"\n"));
+        assert_eq!(field, "collect_from");
+        assert!(message.contains("P2"), "{message}");
+        assert_eq!(invalid_field(&format!("{BASE}collect_from = \"unaware\"\n")).0, "collect_from");
+    }
+
+    #[test]
+    fn an_unknown_lever_value_is_a_parse_error_naming_the_file() {
+        let error = parse(&format!("{BASE}calibration = \"sideways\"\n")).unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, RunFileError::Parse { .. }), "{message}");
+        assert!(message.starts_with("levers.toml") && message.contains("sideways"), "{message}");
+    }
 }

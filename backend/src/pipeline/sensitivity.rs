@@ -1,6 +1,6 @@
 //! `culturespa sensitivity`: the persona meter as a quick command. It writes a run file (scoring
-//! mode, the Answer stage only, unaware plus the culture-aware variants asked for, on the first
-//! questions of every topic), does the run like `culturespa run` (so it resumes with
+//! mode, the Answer stage only, unaware plus the culture-aware variants asked for, on a sample of
+//! every topic's questions drawn with the plan's seed), does the run like `culturespa run` (so it resumes with
 //! `culturespa run --resume ID`), and reads the meter of each variant; `culturespa persona-meter`
 //! reads it for any stored run. [`render_meters`] is the table both print.
 
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use shared::analysis::PersonaMeter;
-use shared::{PersonaPlacement, PromptVariant, RunStatus};
+use shared::{Calibration, PersonaPlacement, PromptVariant, RunStatus, ScoringFormulation};
 
 use super::runner::{run_command, RunTarget, RunnerError};
 use crate::analysis::{run_persona_meter, AnalysisError};
@@ -56,7 +56,7 @@ pub async fn run_sensitivity(
 #[derive(Debug, Clone)]
 pub struct SensitivityPlan {
     pub model: String,
-    /// About this many WVS questions: the first ⌈N / 13⌉ of every topic.
+    /// About this many WVS questions: ⌈N / 13⌉ of every topic, drawn with the seed.
     pub questions: u32,
     /// Country codes; empty: all 18.
     pub cultures: Vec<String>,
@@ -64,6 +64,10 @@ pub struct SensitivityPlan {
     pub variants: Vec<PromptVariant>,
     /// Where the persona goes in the culture-aware prompts.
     pub persona: PersonaPlacement,
+    /// How options are scored (digit labels or cloze).
+    pub scoring: ScoringFormulation,
+    /// How the option distributions are calibrated.
+    pub calibration: Calibration,
     pub seed: u64,
 }
 
@@ -80,9 +84,18 @@ impl SensitivityPlan {
         variants.extend(self.variants.iter().filter(|v| **v != PromptVariant::Unaware).map(|v| variant_name(*v)));
         format!(
             "name = {name:?}\nmodel = {model:?}\ncultures = [{cultures}]\ntopics = []\nquestions_per_topic = {per_topic}\n\
-             variants = [{variants}]\nanswer_mode = \"scoring\"\npersona = {persona:?}\nseed = {seed}\nstages = [\"answer\"]\n",
-            name = format!("sensitivity of {} (persona in the {} turn)", self.model, self.persona.as_str()),
+             variants = [{variants}]\nanswer_mode = \"scoring\"\npersona = {persona:?}\nscoring = {scoring:?}\n\
+             calibration = {calibration:?}\nquestion_selection = \"random\"\nseed = {seed}\nstages = [\"answer\"]\n",
+            name = format!(
+                "sensitivity of {} (persona in the {} turn, {} scoring, calibration {})",
+                self.model,
+                self.persona.as_str(),
+                self.scoring.as_str(),
+                self.calibration.as_str()
+            ),
             persona = self.persona.as_str(),
+            scoring = self.scoring.as_str(),
+            calibration = self.calibration.as_str(),
             model = self.model,
             cultures = quoted(&self.cultures),
             per_topic = self.questions.clamp(1, MAX_QUESTIONS).div_ceil(TOPICS),
@@ -97,7 +110,14 @@ impl SensitivityPlan {
         std::fs::create_dir_all(&folder)?;
         let safe: String =
             self.model.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' }).collect();
-        let path = folder.join(format!("{safe}-{}.toml", self.persona.as_str()));
+        let path = folder.join(format!(
+            "{safe}-{}-{}-{}-{}-seed{}.toml",
+            self.persona.as_str(),
+            self.scoring.as_str(),
+            self.calibration.as_str(),
+            self.questions,
+            self.seed
+        ));
         let temporary = path.with_extension("toml.tmp");
         std::fs::write(&temporary, self.run_file())?;
         std::fs::rename(&temporary, &path)?;
@@ -185,6 +205,8 @@ mod tests {
             cultures: vec!["usa".into(), "CHN".into()],
             variants: vec![PromptVariant::P1, PromptVariant::P1P3],
             persona: PersonaPlacement::User,
+            scoring: ScoringFormulation::Cloze,
+            calibration: Calibration::Permutation,
             seed: 7,
         };
         let survey = SurveyData::embedded().unwrap();
@@ -197,5 +219,27 @@ mod tests {
         assert_eq!(config.stages, [shared::Stage::Answer]);
         assert_eq!(config.seed, 7);
         assert_eq!(config.persona, PersonaPlacement::User);
+        assert_eq!(config.scoring, ScoringFormulation::Cloze);
+        assert_eq!(config.calibration, Calibration::Permutation);
+        assert_eq!(config.question_selection, shared::QuestionSelection::Random);
+    }
+
+    #[test]
+    fn plans_that_differ_in_a_lever_write_different_run_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = |calibration| SensitivityPlan {
+            model: "smollm2-135m".into(),
+            questions: 26,
+            cultures: vec![],
+            variants: vec![PromptVariant::P1],
+            persona: PersonaPlacement::System,
+            scoring: ScoringFormulation::Digits,
+            calibration,
+            seed: 1,
+        };
+        let none = plan(Calibration::None).write_run_file(dir.path()).unwrap();
+        let content_free = plan(Calibration::ContentFree).write_run_file(dir.path()).unwrap();
+        assert_ne!(none, content_free, "a second plan must not overwrite the first one's run file");
+        assert!(std::fs::read_to_string(&content_free).unwrap().contains("calibration = \"content_free\""));
     }
 }

@@ -12,7 +12,10 @@ pub struct NewAnswer {
     pub variant: PromptVariant,
     pub raw_reply: Option<String>,
     pub parsed_code: Option<u32>,
+    /// After the run's calibration (the answer).
     pub distribution: Option<Vec<f64>>,
+    /// The model's own distribution, when the run calibrates.
+    pub raw_distribution: Option<Vec<f64>>,
 }
 
 pub(super) fn variant_text(variant: PromptVariant) -> String {
@@ -37,7 +40,8 @@ impl Store {
         question_id: &str,
     ) -> Result<Vec<Answer>, StoreError> {
         let rows: Vec<StoredAnswer> = sqlx::query_as(
-            "SELECT run_id, question_id, country_code, variant, raw_reply, parsed_code, distribution_json
+            "SELECT run_id, question_id, country_code, variant, raw_reply, parsed_code, distribution_json,
+                    raw_distribution_json
              FROM answers WHERE run_id = ? AND question_set = ? AND question_id = ?
              ORDER BY country_code IS NOT NULL, country_code, variant",
         )
@@ -66,8 +70,9 @@ impl StoreTransaction {
         for answer in answers {
             inserted += sqlx::query(
                 "INSERT OR IGNORE INTO answers
-                 (run_id, question_set, question_id, country_code, variant, raw_reply, parsed_code, distribution_json)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 (run_id, question_set, question_id, country_code, variant, raw_reply, parsed_code, distribution_json,
+                  raw_distribution_json)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(run_id)
             .bind(&answer.question_set)
@@ -77,6 +82,7 @@ impl StoreTransaction {
             .bind(&answer.raw_reply)
             .bind(answer.parsed_code.map(i64::from))
             .bind(answer.distribution.as_ref().map(to_json))
+            .bind(answer.raw_distribution.as_ref().map(to_json))
             .execute(&mut *self.transaction)
             .await?
             .rows_affected();

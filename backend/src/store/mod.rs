@@ -2,6 +2,7 @@
 //! Writes that belong together run in one transaction.
 
 mod answers;
+mod calibration;
 mod generation;
 mod instances;
 mod pipeline;

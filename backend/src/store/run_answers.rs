@@ -16,6 +16,7 @@ pub(super) struct StoredAnswer {
     raw_reply: Option<String>,
     parsed_code: Option<i64>,
     distribution_json: Option<String>,
+    raw_distribution_json: Option<String>,
 }
 
 pub(super) fn parse_variant(text: &str) -> Result<PromptVariant, StoreError> {
@@ -36,6 +37,10 @@ impl StoredAnswer {
                 .distribution_json
                 .map(|json| from_json("answers", "distribution_json", &json))
                 .transpose()?,
+            raw_distribution: self
+                .raw_distribution_json
+                .map(|json| from_json("answers", "raw_distribution_json", &json))
+                .transpose()?,
         })
     }
 }
@@ -50,7 +55,8 @@ impl Store {
         variant: PromptVariant,
     ) -> Result<Vec<Answer>, StoreError> {
         let rows: Vec<StoredAnswer> = sqlx::query_as(
-            "SELECT run_id, question_id, country_code, variant, raw_reply, parsed_code, distribution_json
+            "SELECT run_id, question_id, country_code, variant, raw_reply, parsed_code, distribution_json,
+                    raw_distribution_json
              FROM answers WHERE run_id = ? AND question_set = ? AND variant = ?
              ORDER BY country_code IS NOT NULL, country_code, answer_id",
         )

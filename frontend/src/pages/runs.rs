@@ -8,8 +8,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_params_map};
 use shared::api::Page;
 use shared::{
-    AnswerMode, Culture, PersonaPlacement, PromptVariant, Run, RunConfig, RunEvent, RunStatus, Stage, Topic,
-    TrainingConfig, TrainingMode,
+    AnswerMode, Calibration, Culture, ModelListing, PersonaPlacement, PromptVariant, Run, RunConfig, RunEvent,
+    RunStatus, ScoringFormulation, Stage, Topic, TrainingConfig, TrainingMode,
 };
 use wasm_bindgen::prelude::*;
 
@@ -77,6 +77,9 @@ fn toggle<T: Clone + PartialEq + Send + Sync + 'static>(
 fn NewRunForm() -> impl IntoView {
     let cultures = LocalResource::new(|| api::get::<Page<Culture>>("/cultures"));
     let topics = LocalResource::new(|| api::get::<Page<Topic>>("/topics"));
+    let models = LocalResource::new(|| api::get::<Vec<ModelListing>>("/models"));
+    // `None`: the server's default model.
+    let model = RwSignal::new(None::<String>);
     let name = RwSignal::new("small run".to_string());
     let chosen_cultures = RwSignal::new(vec!["USA".to_string(), "CHN".to_string(), "NGA".to_string()]);
     let chosen_topics = RwSignal::new(vec![0u8, 1u8]);
@@ -85,6 +88,8 @@ fn NewRunForm() -> impl IntoView {
     let stages = RwSignal::new(vec![Stage::Answer, Stage::Collect]);
     let mode = RwSignal::new(AnswerMode::Scoring);
     let persona = RwSignal::new(PersonaPlacement::System);
+    let scoring = RwSignal::new(ScoringFormulation::Digits);
+    let calibration = RwSignal::new(Calibration::None);
     let training_mode = RwSignal::new(TrainingMode::Joint);
     let max_steps = RwSignal::new(None::<u32>);
     let error = RwSignal::new(None::<String>);
@@ -93,7 +98,7 @@ fn NewRunForm() -> impl IntoView {
         event.prevent_default();
         let config = RunConfig {
             name: name.get(),
-            model: None,
+            model: model.get(),
             question_set: None,
             cultures: chosen_cultures.get(),
             topics: chosen_topics.get(),
@@ -101,6 +106,10 @@ fn NewRunForm() -> impl IntoView {
             variants: variants.get(),
             answer_mode: mode.get(),
             persona: persona.get(),
+            scoring: scoring.get(),
+            calibration: calibration.get(),
+            question_selection: Default::default(),
+            collect_from: None,
             seed: shared::DEFAULT_SEED,
             generation: Default::default(),
             training: TrainingConfig { mode: training_mode.get(), max_steps: max_steps.get(), ..Default::default() },
@@ -119,6 +128,20 @@ fn NewRunForm() -> impl IntoView {
         <form class="new-run" on:submit=submit data-testid="new-run">
             <h2>"Start a run"</h2>
             <label>"Name " <input type="text" name="name" prop:value=name on:input=move |e| name.set(event_target_value(&e)) /></label>
+            <label>"Model "
+                {loaded(models, move |listings| view! {
+                    <select name="model" on:change=move |e| {
+                        let chosen = event_target_value(&e);
+                        model.set((!chosen.is_empty()).then_some(chosen));
+                    }>
+                        <option value="" selected=true>"the server's default"</option>
+                        {listings.into_iter().filter(|listing| listing.installed).map(|listing| {
+                            let label = if listing.default { format!("{} (default)", listing.title) } else { listing.title.clone() };
+                            view! { <option value=listing.name.clone()>{label}</option> }
+                        }).collect_view()}
+                    </select>
+                })}
+            </label>
             <fieldset>
                 <legend>"Cultures"</legend>
                 {loaded(cultures, move |page| page.items.into_iter().map(|culture| {
@@ -185,6 +208,27 @@ fn NewRunForm() -> impl IntoView {
                     <option value="both">"both turns"</option>
                 </select>
             </label>
+            <Show when=move || mode.get() == AnswerMode::Scoring>
+                <label>"Scoring "
+                    <select name="scoring" on:change=move |e| {
+                        let chosen = event_target_value(&e);
+                        scoring.set(ScoringFormulation::ALL.into_iter().find(|s| s.as_str() == chosen).unwrap_or_default());
+                    }>
+                        <option value="digits" selected=true>"option codes (the paper)"</option>
+                        <option value="cloze">"option texts, per character (cloze)"</option>
+                    </select>
+                </label>
+                <label>"Calibration "
+                    <select name="calibration" on:change=move |e| {
+                        let chosen = event_target_value(&e);
+                        calibration.set(Calibration::ALL.into_iter().find(|c| c.as_str() == chosen).unwrap_or_default());
+                    }>
+                        <option value="none" selected=true>"none"</option>
+                        <option value="content_free">"content-free prompt (Zhao et al. 2021)"</option>
+                        <option value="permutation">"option-position prior (PriDe)"</option>
+                    </select>
+                </label>
+            </Show>
             <button type="submit">"Start"</button>
             {move || error.get().map(|message| view! { <p class="error">{message}</p> })}
         </form>
@@ -375,6 +419,13 @@ fn config_rows(a: &RunConfig, b: &RunConfig) -> Vec<(&'static str, String, Strin
         ("variants", variants(&a.variants), variants(&b.variants)),
         ("answer mode", mode(a.answer_mode), mode(b.answer_mode)),
         ("persona in", a.persona.as_str().to_string(), b.persona.as_str().to_string()),
+        ("scoring", a.scoring.as_str().to_string(), b.scoring.as_str().to_string()),
+        ("calibration", a.calibration.as_str().to_string(), b.calibration.as_str().to_string()),
+        (
+            "collect from",
+            a.collect_from.map_or("default".into(), |v| v.label().to_string()),
+            b.collect_from.map_or("default".into(), |v| v.label().to_string()),
+        ),
         ("seed", a.seed.to_string(), b.seed.to_string()),
         ("stages", stages(&a.stages), stages(&b.stages)),
     ]

@@ -4,23 +4,28 @@
 
 use std::collections::{HashMap, HashSet};
 
-use shared::{AnswerMode, PromptVariant, Question, Run, RunEvent, Stage, TrainingMode};
+use rand::rngs::ChaCha8Rng;
+use rand::SeedableRng;
+use shared::{AnswerMode, PromptVariant, Question, QuestionSelection, Run, RunEvent, Stage, TrainingMode};
 
+use super::calibrate::Calibrator;
+use super::score::{score_items, ScoreItem};
 use super::train::{adapters_dir, JOINT_ADAPTER};
 use super::{Runner, RunnerError};
 use crate::analysis::option_answer_code;
-use crate::engine::{AdapterChoice, GenerationPrompt, SamplingParams, ScorePrompt};
-use crate::pipeline::answer_prompt::placed_answer_prompt;
+use crate::engine::{AdapterChoice, GenerationPrompt, SamplingParams};
+use crate::pipeline::answer_prompt::{placed_answer_prompt, AnswerPromptError};
+use crate::pipeline::calibration::argmax;
 use crate::store::{AnswerKey, NewAnswer, WVS_SET};
 
 /// Prompts per stored chunk: large enough to batch well, small enough that a kill loses little.
 pub const ANSWER_CHUNK: usize = 32;
 
 /// One prompt to answer: a question in a setting.
-struct WorkItem<'a> {
-    question: &'a Question,
-    variant: PromptVariant,
-    country_code: Option<String>,
+pub(super) struct WorkItem<'a> {
+    pub question: &'a Question,
+    pub variant: PromptVariant,
+    pub country_code: Option<String>,
 }
 
 impl WorkItem<'_> {
@@ -57,8 +62,9 @@ fn settings(run: &Run, all_cultures: &[String]) -> Vec<(PromptVariant, Option<St
     settings
 }
 
-/// The questions of the run: per topic (all topics when none is named), the first
-/// `questions_per_topic` of the set (all of them for 0); the Evaluate stage takes every WVS question.
+/// The questions of the run: per topic (all topics when none is named), `questions_per_topic` of
+/// the set (all of them for 0), the first ones or a sample drawn with the run's seed (kept in the
+/// set's order); the Evaluate stage takes every WVS question.
 async fn run_questions(
     runner: &Runner,
     run: &Run,
@@ -77,7 +83,20 @@ async fn run_questions(
     };
     let mut questions = Vec::new();
     for topic in topics {
-        questions.extend(runner.store.questions(question_set, Some(topic), per_topic, 0).await?.1);
+        match run.config.question_selection {
+            QuestionSelection::First => {
+                questions.extend(runner.store.questions(question_set, Some(topic), per_topic, 0).await?.1)
+            }
+            QuestionSelection::Random => {
+                let all = runner.store.questions(question_set, Some(topic), ALL, 0).await?.1;
+                // Each topic draws from its own stream, so one topic's sample never depends on another's.
+                let mut rng = ChaCha8Rng::seed_from_u64(run.config.seed.wrapping_add(u64::from(topic)));
+                let take = all.len().min(per_topic as usize);
+                let mut chosen = rand::seq::index::sample(&mut rng, all.len(), take).into_vec();
+                chosen.sort_unstable();
+                questions.extend(chosen.into_iter().map(|index| all[index].clone()));
+            }
+        }
     }
     if questions.is_empty() {
         return Err(RunnerError::Config {
@@ -92,13 +111,13 @@ async fn run_questions(
 /// culture-joint one when it evaluates after training), or one per culture (culture-specific
 /// training: each culture's culture-aware prompts with its own adapter, unaware ones with the base).
 #[derive(Debug, Default)]
-struct StageAdapters {
+pub(super) struct StageAdapters {
     all: Option<AdapterChoice>,
     per_culture: HashMap<String, AdapterChoice>,
 }
 
 impl StageAdapters {
-    fn for_item(&self, item: &WorkItem<'_>) -> Option<AdapterChoice> {
+    pub(super) fn for_item(&self, item: &WorkItem<'_>) -> Option<AdapterChoice> {
         if let Some(choice) = &self.all {
             return Some(choice.clone());
         }
@@ -177,6 +196,10 @@ pub(super) async fn answer_stage(
     let total = work.len() as u64;
     let mut done = total - pending.len() as u64;
     runner.emit(run_id, RunEvent::StageStarted { stage, total }).await?;
+    let calibrator = match run.config.answer_mode {
+        AnswerMode::Scoring => Calibrator::prepare(runner, run, question_set, &questions, &pending, &adapters).await?,
+        AnswerMode::Sampling => Calibrator::none(),
+    };
     if done > 0 {
         runner
             .emit(run_id, RunEvent::Log { message: format!("{stage:?}: resuming, {done} of {total} answers stored") })
@@ -187,7 +210,7 @@ pub(super) async fn answer_stage(
         if runner.cancel.is_cancelled() {
             return Err(crate::engine::EngineError::Cancelled.into());
         }
-        let answers = answer_chunk(runner, run, question_set, chunk, &adapters).await?;
+        let answers = answer_chunk(runner, run, question_set, chunk, &adapters, &calibrator).await?;
         done += answers.len() as u64;
         let mut transaction = runner.store.begin().await?;
         transaction.insert_answers(run_id, &answers).await?;
@@ -208,21 +231,15 @@ async fn answer_chunk(
     question_set: &str,
     chunk: &[&WorkItem<'_>],
     adapters: &StageAdapters,
+    calibrator: &Calibrator,
 ) -> Result<Vec<NewAnswer>, RunnerError> {
-    let template = runner.engine.chat_template()?;
     let mut answers: Vec<Option<NewAnswer>> = Vec::with_capacity(chunk.len());
     let mut to_model = Vec::new(); // (position in chunk, rendered prompt text)
     let mut skipped = Vec::new();
     for (position, item) in chunk.iter().enumerate() {
-        match placed_answer_prompt(
-            &runner.survey,
-            item.question,
-            item.variant,
-            item.country_code.as_deref(),
-            run.config.persona,
-        ) {
-            Ok(chat) => {
-                to_model.push((position, template.render_exchange(&chat.system, &chat.user)?));
+        match render_prompt(runner, run, item.question, item.variant, item.country_code.as_deref())? {
+            Ok(text) => {
+                to_model.push((position, text));
                 answers.push(None);
             }
             Err(error) => {
@@ -246,20 +263,22 @@ async fn answer_chunk(
     for (adapter, to_model) in groups {
         match run.config.answer_mode {
             AnswerMode::Scoring => {
-                let prompts: Vec<ScorePrompt> = to_model
+                let items: Vec<ScoreItem> = to_model
                     .iter()
-                    .map(|(position, text)| ScorePrompt {
+                    .map(|(position, text)| ScoreItem {
                         id: chunk[*position].prompt_id(),
                         text: text.clone(),
-                        choices: chunk[*position].question.options.iter().map(|o| o.code.to_string()).collect(),
+                        question: chunk[*position].question,
                     })
                     .collect();
-                let job = runner.engine.score_with_adapter(prompts, adapter, runner.cancel.clone(), |_| {})?;
-                let outcome = tokio::task::spawn_blocking(move || job.wait()).await??;
-                for ((position, _), scores) in to_model.iter().zip(outcome.scores) {
+                let distributions = score_items(runner, run, adapter, &items).await?;
+                for ((position, _), raw) in to_model.iter().zip(distributions) {
                     let item = chunk[*position];
-                    let code = scores.answer.parse::<u32>().ok();
-                    answers[*position] = Some(new_answer(question_set, item, None, code, Some(scores.probs)));
+                    let calibrated = calibrator.calibrate(item, &raw);
+                    let code = argmax(&calibrated).map(|index| item.question.options[index].code);
+                    let mut answer = new_answer(question_set, item, None, code, Some(calibrated));
+                    answer.raw_distribution = calibrator.calibrates().then_some(raw);
+                    answers[*position] = Some(answer);
                 }
             }
             AnswerMode::Sampling => {
@@ -297,5 +316,21 @@ fn new_answer(
         raw_reply,
         parsed_code,
         distribution,
+        raw_distribution: None,
+    }
+}
+
+/// The templated prompt of a question in a setting, in the run's persona placement; the inner
+/// error is a prompt that cannot be built (recorded as a skip).
+pub(super) fn render_prompt(
+    runner: &Runner,
+    run: &Run,
+    question: &Question,
+    variant: PromptVariant,
+    country_code: Option<&str>,
+) -> Result<Result<String, AnswerPromptError>, RunnerError> {
+    match placed_answer_prompt(&runner.survey, question, variant, country_code, run.config.persona) {
+        Ok(chat) => Ok(Ok(runner.engine.chat_template()?.render_exchange(&chat.system, &chat.user)?)),
+        Err(error) => Ok(Err(error)),
     }
 }

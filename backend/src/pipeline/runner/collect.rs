@@ -7,7 +7,7 @@ use super::{instance_variant, Runner, RunnerError};
 
 pub(super) async fn collect_stage(runner: &Runner, run: &Run) -> Result<(), RunnerError> {
     let run_id = run.run_id;
-    let variant = instance_variant(&run.config.variants).ok_or_else(|| RunnerError::Config {
+    let variant = instance_variant(&run.config).ok_or_else(|| RunnerError::Config {
         run_id,
         message: "collecting instances needs a culture-aware variant".into(),
     })?;

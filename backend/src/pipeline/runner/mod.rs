@@ -4,11 +4,13 @@
 //! ends with the same answers, byte for byte, as one that was never interrupted.
 
 mod answer;
+mod calibrate;
 mod collect;
 mod command;
 mod export;
 mod generate;
 mod manager;
+mod score;
 mod terminal;
 mod train;
 
@@ -175,10 +177,10 @@ pub fn run_question_set(run: &Run) -> String {
     run.config.question_set.clone().unwrap_or_else(|| WVS_SET.to_string())
 }
 
-/// The aware variant whose answers define instances: the first of the run's culture-aware
-/// variants, P1 before the others as in the paper.
-pub fn instance_variant(variants: &[PromptVariant]) -> Option<PromptVariant> {
+/// The aware variant whose answers define instances: the run's `collect_from`, else the first of
+/// its culture-aware variants, P1 before the others as in the paper.
+pub fn instance_variant(config: &shared::RunConfig) -> Option<PromptVariant> {
     const PREFERENCE: [PromptVariant; 5] =
         [PromptVariant::P1, PromptVariant::P2, PromptVariant::P1P3, PromptVariant::P2P3, PromptVariant::P3];
-    PREFERENCE.into_iter().find(|variant| variants.contains(variant))
+    config.collect_from.or_else(|| PREFERENCE.into_iter().find(|variant| config.variants.contains(variant)))
 }

@@ -1,0 +1,50 @@
+//! Scoring prompts in the run's formulation (digit labels or cloze), for the Answer stage and
+//! for the calibrations that score stand-in prompts.
+
+use shared::{Question, Run, ScoringFormulation};
+
+use super::{Runner, RunnerError};
+use crate::engine::{AdapterChoice, ClozePrompt, ScorePrompt};
+
+/// A templated prompt for a question.
+pub(super) struct ScoreItem<'a> {
+    pub id: String,
+    pub text: String,
+    pub question: &'a Question,
+}
+
+/// The option distribution of every item (in option order), in one engine job.
+pub(super) async fn score_items(
+    runner: &Runner,
+    run: &Run,
+    adapter: Option<AdapterChoice>,
+    items: &[ScoreItem<'_>],
+) -> Result<Vec<Vec<f64>>, RunnerError> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let codes = |question: &Question| question.options.iter().map(|o| o.code.to_string()).collect::<Vec<_>>();
+    let job = match run.config.scoring {
+        ScoringFormulation::Digits => {
+            let prompts = items
+                .iter()
+                .map(|item| ScorePrompt { id: item.id.clone(), text: item.text.clone(), choices: codes(item.question) })
+                .collect();
+            runner.engine.score_with_adapter(prompts, adapter, runner.cancel.clone(), |_| {})?
+        }
+        ScoringFormulation::Cloze => {
+            let prompts = items
+                .iter()
+                .map(|item| ClozePrompt {
+                    id: item.id.clone(),
+                    text: item.text.clone(),
+                    choices: codes(item.question),
+                    option_texts: item.question.options.iter().map(|o| o.text.clone()).collect(),
+                })
+                .collect();
+            runner.engine.score_cloze(prompts, adapter, runner.cancel.clone(), |_| {})?
+        }
+    };
+    let outcome = tokio::task::spawn_blocking(move || job.wait()).await??;
+    Ok(outcome.scores.into_iter().map(|scores| scores.probs).collect())
+}
