@@ -121,9 +121,11 @@ pub enum PromptVariant {
     P2,
     /// P3: unaware system prompt, self-alignment user prompt (5 human-answered examples).
     P3,
-    /// P1 system prompt with the self-alignment user prompt.
+    /// P1 system prompt with the self-alignment user prompt (`p1_p3`; `p1p3` is read too).
+    #[serde(alias = "p1p3")]
     P1P3,
-    /// P2 system prompt with the self-alignment user prompt.
+    /// P2 system prompt with the self-alignment user prompt (`p2_p3`; `p2p3` is read too).
+    #[serde(alias = "p2p3")]
     P2P3,
 }
 

@@ -307,6 +307,68 @@ mod tests {
         assert_eq!(invalid_field(&format!("{BASE}collect_from = \"unaware\"\n")).0, "collect_from");
     }
 
+    /// The run-file example of the README (its first ```toml block).
+    fn readme_example() -> String {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```toml\n").expect("the README has a run-file example") + "```toml\n".len();
+        let end = start + readme[start..].find("```").expect("the example ends");
+        readme[start..end].to_string()
+    }
+
+    #[test]
+    fn the_readme_run_file_parses_as_it_says_with_each_documented_option() {
+        let example = readme_example();
+        let config = parse(&example).unwrap_or_else(|error| panic!("the README's run file: {error}"));
+        assert_eq!(config.name, "small run");
+        assert_eq!(config.cultures, ["USA", "CHN", "NGA"]);
+        assert_eq!(config.topics.len(), 2);
+        assert_eq!(config.questions_per_topic, 10);
+        assert_eq!(config.variants, [PromptVariant::Unaware, PromptVariant::P1]);
+        assert_eq!(config.stages, [Stage::Answer, Stage::Collect, Stage::Export]);
+
+        // Every commented option, switched on alone (a table with all of its lines), still parses.
+        let lines: Vec<&str> = example.lines().collect();
+        let mut options_checked = 0;
+        let mut index = 0;
+        while index < lines.len() {
+            let line = lines[index];
+            let Some(commented) = line.strip_prefix("# ") else {
+                index += 1;
+                continue;
+            };
+            let option = commented.split("  #").next().unwrap_or(commented).trim_end();
+            let (switched_on, next) = if option.starts_with('[') {
+                let mut table = vec![option.to_string()];
+                let mut next = index + 1;
+                while next < lines.len() && lines[next].starts_with("# ") && !lines[next][2..].starts_with('[') {
+                    table.push(lines[next][2..].split("  #").next().unwrap_or_default().trim_end().to_string());
+                    next += 1;
+                }
+                (format!("{example}\n{}\n", table.join("\n")), next)
+            } else {
+                let mut text = String::new();
+                for other in &lines {
+                    text.push_str(if std::ptr::eq(*other, line) { option } else { other });
+                    text.push('\n');
+                }
+                (text, index + 1)
+            };
+            if let Err(error) = parse(&switched_on) {
+                panic!("the README's `{option}` does not parse: {error}");
+            }
+            options_checked += 1;
+            index = next;
+        }
+        assert!(options_checked >= 11, "{options_checked} options checked");
+        // Each variant the comment lists is a variant, in both spellings.
+        for (text, variant) in
+            [("p1_p3", PromptVariant::P1P3), ("p1p3", PromptVariant::P1P3), ("p2p3", PromptVariant::P2P3)]
+        {
+            let config = parse(&format!("{BASE}variants = [\"unaware\", \"{text}\"]\n")).unwrap();
+            assert_eq!(config.variants, [PromptVariant::Unaware, variant]);
+        }
+    }
+
     #[test]
     fn an_unknown_lever_value_is_a_parse_error_naming_the_file() {
         let error = parse(&format!("{BASE}calibration = \"sideways\"\n")).unwrap_err();
