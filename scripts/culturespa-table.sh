@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# The CultureSPA table for a model on CPU (issue 6): unaware, P1, P1 + a culture-joint adapter,
-# P1 + culture-specific adapters, per culture and on average, in the paper's metric and in 1 − JSD,
+# The CultureSPA table for a model on CPU (issue 6): unaware, P1 (and P2, P3: BASE_VARIANTS), P1 + a
+# culture-joint adapter, P1 + culture-specific adapters, per culture and on average, in the paper's metric and in 1 − JSD,
 # over the 259 WVS questions. Training data: the model's own culture-related instances on the
 # paper's released generated questions (PER_TOPIC per topic, all 18 cultures).
 #   scripts/culturespa-table.sh                 # default model, PER_TOPIC=10
 #   MODEL=path/to/model.gguf PER_TOPIC=50 scripts/culturespa-table.sh
+#   AMX=1 ...                            # bf16 projections on AMX tiles for inference (bigger models)
+#   BASE_VARIANTS='["unaware", "p1", "p2", "p3"]' ...   # what the base run evaluates (default: all four)
 # Writes $OUT_DIR/table.md and $OUT_DIR/table.json; prints the table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODEL=${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 PER_TOPIC=${PER_TOPIC:-10}
+BASE_VARIANTS=${BASE_VARIANTS:-'["unaware", "p1", "p2", "p3"]'}
 THREADS=${THREADS:-2}
 BATCH_SIZE=${BATCH_SIZE:-16}
 EPOCHS=${EPOCHS:-3}
@@ -20,6 +23,8 @@ OUT_DIR=${OUT_DIR:-docs/table}
 PORT=${PORT:-8097}
 NATIVE_TARGET=${NATIVE_TARGET:-target-native}
 BIN="$NATIVE_TARGET/release/culturespa"
+GLOBAL=()
+[ "${AMX:-0}" = 1 ] && GLOBAL+=(--amx)
 
 [ -f "$MODEL" ] || [ -d "$MODEL" ] || { echo "[table] $MODEL is missing: run scripts/fetch-model.sh" >&2; exit 1; }
 RUSTFLAGS="-C target-cpu=native" CARGO_TARGET_DIR="$NATIVE_TARGET" cargo build --release -p culturespa >&2
@@ -32,12 +37,14 @@ if [ ! -f "$DATA_DIR/.paper-imported" ]; then
   touch "$DATA_DIR/.paper-imported"
 fi
 
-write_run() { # name, stages, extra toml
+write_run() { # name, stages, extra toml, variants
+  local variants=${4:-}
+  [ -n "$variants" ] || variants='["unaware", "p1"]'
   cat > "$DATA_DIR/$1.toml" <<EOF
 name = "table: $1"
 model = "$MODEL"
 questions_per_topic = $PER_TOPIC
-variants = ["unaware", "p1"]
+variants = $variants
 answer_mode = "scoring"
 stages = $2
 $3
@@ -46,7 +53,7 @@ EOF
 training() { # mode
   printf '[training]\nmode = "%s"\nbatch_size = %s\nepochs = %s\nlearning_rate = %s\n' "$1" "$BATCH_SIZE" "$EPOCHS" "$LEARNING_RATE"
 }
-write_run base '["evaluate"]' ''
+write_run base '["evaluate"]' '' "$BASE_VARIANTS"
 write_run joint '["answer", "collect", "export", "train", "evaluate"]' "question_set = \"paper\"
 $(training joint)"
 write_run specific '["answer", "collect", "train", "evaluate"]' "question_set = \"paper\"
@@ -60,11 +67,11 @@ for name in base joint specific; do
   started=$(date +%s)
   if [ -z "$id" ]; then
     echo "[table] run $name" >&2
-    "$BIN" run --config "$DATA_DIR/$name.toml" >&2
+    "$BIN" "${GLOBAL[@]}" run --config "$DATA_DIR/$name.toml" >&2
     id=$(run_id_of "$name")
   else
     echo "[table] run $name (#$id): resume or nothing to do" >&2
-    "$BIN" run --resume "$id" >&2
+    "$BIN" "${GLOBAL[@]}" run --resume "$id" >&2
   fi
   echo "[table] run $name (#$id) took $(( $(date +%s) - started )) s" >&2
   RUN_IDS[$name]=$id
@@ -77,6 +84,9 @@ for _ in $(seq 1 60); do curl -sf "http://127.0.0.1:$PORT/api/health" >/dev/null
 fetch() { curl -sf "http://127.0.0.1:$PORT/api/scores?run=$1&variant=$2"; }
 fetch "${RUN_IDS[base]}" unaware > "$OUT_DIR/unaware.json"
 fetch "${RUN_IDS[base]}" P1 > "$OUT_DIR/p1.json"
+for variant in P2 P3; do # when the base run answered them (BASE_VARIANTS)
+  fetch "${RUN_IDS[base]}" "$variant" > "$OUT_DIR/${variant,,}.json" || rm -f "$OUT_DIR/${variant,,}.json"
+done
 fetch "${RUN_IDS[joint]}" P1 > "$OUT_DIR/p1-joint.json"
 fetch "${RUN_IDS[specific]}" P1 > "$OUT_DIR/p1-specific.json"
 for name in joint specific; do
@@ -91,9 +101,10 @@ for dir in "$DATA_DIR/runs/${RUN_IDS[specific]}"/adapters/*/; do ADAPTERS+=(--ad
 "$BIN" probe --model "$MODEL" "${ADAPTERS[@]}" > "$OUT_DIR/probe.jsonl"
 
 python3 - "$OUT_DIR" "$MODEL" "$PER_TOPIC" "$BATCH_SIZE" "$EPOCHS" "$LEARNING_RATE" <<'PY'
-import json, sys
+import json, os, sys
 out, model, per_topic, batch, epochs, lr = sys.argv[1:]
-settings = [("unaware", "unaware"), ("P1", "p1"), ("P1 + joint adapter", "p1-joint"), ("P1 + specific adapters", "p1-specific")]
+settings = [("unaware", "unaware"), ("P1", "p1"), ("P2", "p2"), ("P3", "p3"), ("P1 + joint adapter", "p1-joint"), ("P1 + specific adapters", "p1-specific")]
+settings = [(label, name) for label, name in settings if os.path.exists(f"{out}/{name}.json")]
 data = {label: json.load(open(f"{out}/{name}.json")) for label, name in settings}
 cultures = [c["country_code"] for c in data["P1"]["scores"]]
 def cell(scores, code, key):

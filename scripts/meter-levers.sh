@@ -47,3 +47,31 @@ for model in $MODELS; do
     echo "[levers] $out ($(( $(date +%s) - started )) s)" >&2
   done
 done
+
+# The README's table, from the JSON files.
+python3 - "$OUT_DIR" $MODELS <<'PY'
+import json, os, sys
+out, models = sys.argv[1], sys.argv[2:]
+titles = {"smollm2-135m": "SmolLM2-135M", "qwen2.5-coder-0.5b": "Qwen2.5-Coder-0.5B", "qwen2.5-coder-1.5b": "Qwen2.5-Coder-1.5B"}
+levers = [("digits", "none"), ("digits", "content_free"), ("digits", "permutation"), ("cloze", "none")]
+print("| model | scoring | calibration | first option (unaware / P1) | P1 ≠ unaware | mean TV | paper metric unaware → P1 (Δ) | ± | 1 − JSD unaware (Δ) | ± |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for model in models:
+    for scoring, calibration in levers:
+        path = f"{out}/{model}-{scoring}-{calibration}.json"
+        if not os.path.exists(path):
+            continue
+        meter = json.load(open(path))[0]
+        cultures = meter["cultures"]
+        mean = lambda key: sum(c[key] for c in cultures) / len(cultures)
+        above = lambda key: sum(c[key]["low"] > 0 for c in cultures)
+        below = lambda key: sum(c[key]["high"] < 0 for c in cultures)
+        sign = lambda x: f"{x:+.2f}".replace("-", "−")
+        print(f"| {titles.get(model, model)} | {scoring} | {calibration.replace('_', '-')} "
+              f"| {100 * meter['first_option_unaware']:.0f} % / {100 * meter['first_option_aware']:.0f} % "
+              f"| {100 * meter['changed']:.1f} % | {meter['mean_total_variation']:.3f} "
+              f"| {mean('unaware_score'):.2f} → {mean('aware_score'):.2f} ({sign(mean('delta_score'))}) "
+              f"| {above('delta_score_interval')} / {below('delta_score_interval')} "
+              f"| {mean('unaware_one_minus_jsd'):.2f} ({sign(mean('delta_one_minus_jsd'))}) "
+              f"| {above('delta_one_minus_jsd_interval')} / {below('delta_one_minus_jsd_interval')} |")
+PY
