@@ -8,8 +8,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_params_map};
 use shared::api::Page;
 use shared::{
-    AnswerMode, Calibration, Culture, ModelListing, PersonaPlacement, PromptVariant, Run, RunConfig, RunEvent,
-    RunStatus, ScoringFormulation, Stage, Topic, TrainingConfig, TrainingMode,
+    AnswerMode, Calibration, Culture, ModelListing, PersonaPlacement, PromptVariant, QuestionSelection, Run, RunConfig,
+    RunEvent, RunStatus, ScoringFormulation, Stage, Topic, TrainingConfig, TrainingMode,
 };
 use wasm_bindgen::prelude::*;
 
@@ -90,6 +90,9 @@ fn NewRunForm() -> impl IntoView {
     let persona = RwSignal::new(PersonaPlacement::System);
     let scoring = RwSignal::new(ScoringFormulation::Digits);
     let calibration = RwSignal::new(Calibration::None);
+    let question_selection = RwSignal::new(QuestionSelection::First);
+    // `None`: P1, else the first culture-aware variant the run answers.
+    let collect_from = RwSignal::new(None::<PromptVariant>);
     let training_mode = RwSignal::new(TrainingMode::Joint);
     let max_steps = RwSignal::new(None::<u32>);
     let error = RwSignal::new(None::<String>);
@@ -106,10 +109,11 @@ fn NewRunForm() -> impl IntoView {
             variants: variants.get(),
             answer_mode: mode.get(),
             persona: persona.get(),
-            scoring: scoring.get(),
-            calibration: calibration.get(),
-            question_selection: Default::default(),
-            collect_from: None,
+            // The scoring levers apply to scoring mode only (the server refuses them otherwise).
+            scoring: if mode.get() == AnswerMode::Scoring { scoring.get() } else { Default::default() },
+            calibration: if mode.get() == AnswerMode::Scoring { calibration.get() } else { Default::default() },
+            question_selection: question_selection.get(),
+            collect_from: collect_from.get().filter(|variant| variants.get().contains(variant)),
             seed: shared::DEFAULT_SEED,
             generation: Default::default(),
             training: TrainingConfig { mode: training_mode.get(), max_steps: max_steps.get(), ..Default::default() },
@@ -229,6 +233,26 @@ fn NewRunForm() -> impl IntoView {
                     </select>
                 </label>
             </Show>
+            <label>"Questions "
+                <select name="question_selection" on:change=move |e| {
+                    let seeded = event_target_value(&e) == "random";
+                    question_selection.set(if seeded { QuestionSelection::Random } else { QuestionSelection::First });
+                }>
+                    <option value="first" selected=true>"the first of each topic"</option>
+                    <option value="random">"a seeded sample of each topic"</option>
+                </select>
+            </label>
+            <label>"Instances from "
+                <select name="collect_from" on:change=move |e| {
+                    let chosen = event_target_value(&e);
+                    collect_from.set(PromptVariant::ALL.into_iter().find(|v| v.label() == chosen));
+                }>
+                    <option value="" selected=true>"P1 (else the first culture-aware variant)"</option>
+                    {move || variants.get().into_iter().filter(|v| v.is_culture_specific()).map(|variant| {
+                        view! { <option value=variant.label()>{variant.label()}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
             <button type="submit">"Start"</button>
             {move || error.get().map(|message| view! { <p class="error">{message}</p> })}
         </form>
