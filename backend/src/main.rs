@@ -88,9 +88,10 @@ enum Command {
         #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
         data_dir: PathBuf,
     },
-    /// The persona meter as a quick run: answers about --questions WVS questions (the first of
-    /// each topic) unaware and with each --variants persona for --cultures in scoring mode, then
-    /// prints the meter of each variant. The run is stored; `run --resume ID` finishes it.
+    /// The persona meter as a quick run: answers about --questions WVS questions (a sample of
+    /// each topic drawn with --seed) unaware and with each --variants persona for --cultures in
+    /// scoring mode with the levers asked for, then prints the meter of each variant. The run is
+    /// stored; `run --resume ID` finishes it.
     Sensitivity {
         #[arg(long, env = "CULTURESPA_MODEL", default_value = server::DEFAULT_MODEL)]
         model: String,
@@ -834,13 +835,12 @@ fn models_table(listings: &[shared::ModelListing], models_dir: &Path) -> String 
     table
 }
 
-/// Executes a run (or one stage of it) and fails unless it completed or stopped on request.
-/// A prompt variant as people write it (`P1`, `p1p3`, `P1+P3`, `unaware`).
 /// A command-line value spelled as serde writes the enum (`content_free`).
 fn parse_serde_name<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
     serde_json::from_value(serde_json::Value::String(text.to_string())).map_err(|error| error.to_string())
 }
 
+/// A prompt variant as people write it (`P1`, `p1p3`, `P1+P3`, `unaware`).
 fn parse_variant_arg(text: &str) -> anyhow::Result<shared::PromptVariant> {
     shared::analysis::parse_variant(text)
         .with_context(|| format!("unknown variant '{text}': unaware, P1, P2, P3, P1+P3 or P2+P3"))
