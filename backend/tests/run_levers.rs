@@ -69,7 +69,8 @@ fn stored_answers(db: &Db) -> Vec<Stored> {
         .collect()
 }
 
-/// The prior key the runner documents: `permutation/{variant label}/{culture or -}/{codes}`.
+/// The prior key the runner documents: `answer/permutation/{variant label}/{culture or -}/{codes}`
+/// (this run's calibrated stage is Answer).
 fn prior_key(answer: &Stored) -> String {
     let label = match answer.variant.as_str() {
         "unaware" => "unaware",
@@ -78,7 +79,7 @@ fn prior_key(answer: &Stored) -> String {
         other => panic!("unexpected variant {other}"),
     };
     let codes = answer.codes.iter().map(i64::to_string).collect::<Vec<_>>().join("-");
-    format!("permutation/{label}/{}/{codes}", answer.country_code)
+    format!("answer/permutation/{label}/{}/{codes}", answer.country_code)
 }
 
 #[test]

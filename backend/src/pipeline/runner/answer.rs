@@ -197,7 +197,9 @@ pub(super) async fn answer_stage(
     let mut done = total - pending.len() as u64;
     runner.emit(run_id, RunEvent::StageStarted { stage, total }).await?;
     let calibrator = match run.config.answer_mode {
-        AnswerMode::Scoring => Calibrator::prepare(runner, run, question_set, &questions, &pending, &adapters).await?,
+        AnswerMode::Scoring => {
+            Calibrator::prepare(runner, run, stage, question_set, &questions, &pending, &adapters).await?
+        }
         AnswerMode::Sampling => Calibrator::none(),
     };
     if done > 0 {

@@ -4,15 +4,17 @@
 //! divided by its prior. The arithmetic and the stand-in questions are in
 //! [`crate::pipeline::calibration`].
 //!
-//! Prior keys: `content_free/{variant}/{culture or -}/{sha256 of the content-free prompt, 16 hex}`
-//! and `permutation/{variant}/{culture or -}/{option codes}`.
+//! Prior keys: `{stage}/content_free/{variant}/{culture or -}/{sha256 of the content-free prompt,
+//! 16 hex}` and `{stage}/permutation/{variant}/{culture or -}/{option codes}`. The stage is part
+//! of the key because an Evaluate stage answers the same set as the Answer stage before it with
+//! the adapters the run trained: its priors are the adapted model's, not the base model's.
 
 use std::collections::{BTreeMap, HashMap};
 
 use rand::rngs::ChaCha8Rng;
 use rand::SeedableRng;
 use sha2::{Digest, Sha256};
-use shared::{Calibration, Question, Run, RunEvent};
+use shared::{Calibration, Question, Run, RunEvent, Stage};
 
 use super::answer::{render_prompt, StageAdapters, WorkItem};
 use super::score::{score_items, ScoreItem};
@@ -54,6 +56,7 @@ impl Calibrator {
     pub(super) async fn prepare(
         runner: &Runner,
         run: &Run,
+        stage: Stage,
         question_set: &str,
         questions: &[Question],
         pending: &[&WorkItem<'_>],
@@ -77,7 +80,7 @@ impl Calibrator {
                         continue; // the real prompt cannot be built either: a recorded skip
                     };
                     let digest = hex(&Sha256::digest(text.as_bytes())[..8]);
-                    let key = format!("content_free/{setting}/{digest}");
+                    let key = format!("{}/content_free/{setting}/{digest}", stage.as_str());
                     if !stored.contains_key(&key) && !tasks.contains_key(&key) {
                         let option_count = stand_in.options.len();
                         let task = PriorTask {
@@ -93,7 +96,7 @@ impl Calibrator {
                 }
                 Calibration::Permutation => {
                     let codes = option_codes_key(item.question);
-                    let key = format!("permutation/{setting}/{codes}");
+                    let key = format!("{}/permutation/{setting}/{codes}", stage.as_str());
                     if !stored.contains_key(&key) && !tasks.contains_key(&key) {
                         let task = permutation_task(runner, run, questions, item, &key, &codes, adapters)?;
                         tasks.insert(key.clone(), task);
