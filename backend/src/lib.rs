@@ -10,6 +10,7 @@ pub mod curation;
 pub use culturespa_engine as engine;
 pub mod models;
 pub mod pipeline;
+pub mod runs;
 pub mod server;
 pub mod store;
 pub mod survey;

@@ -121,7 +121,20 @@ async fn the_models_endpoint_lists_the_catalogue_and_a_run_may_name_an_installed
     assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
     let run: shared::Run = serde_json::from_slice(&body).unwrap();
     assert_eq!(run.config.model.as_deref(), Some("smollm2-135m"));
-    state.runs.cancel(run.run_id);
+    state.runs.cancel(run.run_id).await.unwrap();
+}
+
+#[tokio::test]
+async fn culture_codes_in_a_request_are_read_as_a_run_file_reads_them() {
+    let (state, _dir) = state().await;
+    let mut config = small_run("lower case");
+    config["cultures"] = json!(["usa", "ken"]);
+    config["stages"] = json!(["answer"]);
+    let (status, body) = call(&state, Method::POST, "/api/runs", Some(config)).await;
+    assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+    let run: shared::Run = serde_json::from_slice(&body).unwrap();
+    assert_eq!(run.config.cultures, ["USA", "KEN"]);
+    state.runs.cancel(run.run_id).await.unwrap();
 }
 
 #[tokio::test]

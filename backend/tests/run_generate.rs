@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use culturespa::engine::{CancelToken, Engine, EngineOptions};
 use culturespa::pipeline::generation_prompt::{example_rng, generation_prompt, seed_examples, select_examples};
-use culturespa::pipeline::run_file::{parse_run_file, validate_config, RunFileError};
+use culturespa::runs::{parse_run_file, validate_run, RunError};
 use culturespa::pipeline::runner::{derive_seed, Runner, RunnerError, SeedPurpose};
 use culturespa::pipeline::{GenerationExample, ImportError};
 use culturespa::store::{generated_set_name, GenerationAttempt, Store};
@@ -38,7 +38,7 @@ questions_per_topic = 3
 stages = ["generate", "answer"]
 "#;
 
-fn parse(text: &str) -> Result<RunConfig, RunFileError> {
+fn parse(text: &str) -> Result<RunConfig, RunError> {
     parse_run_file(Path::new("run.toml"), text, &survey())
 }
 
@@ -75,12 +75,12 @@ fn an_unknown_topic_is_reported_with_the_file_and_the_field() {
     assert_eq!(error, "run.toml: topics[1]: unknown topic 'Cooking'");
     let error = parse(&GENERATE_RUN.replace("[0, ", "[13, ")).unwrap_err().to_string();
     assert_eq!(error, "run.toml: topics[0]: unknown topic '13'");
-    // A configuration that comes through the API is checked without the WVS data at hand.
+    // A configuration that comes through the API goes through the same validator.
     let mut config = parse(GENERATE_RUN).unwrap();
     config.topics = vec![1, 42];
-    let (field, message) = validate_config(&config).unwrap_err();
-    assert_eq!(field, "topics[1]");
-    assert!(message.contains("unknown topic 42"), "{message}");
+    let invalid = validate_run(config, &survey()).unwrap_err();
+    assert_eq!(invalid.field, "topics[1]");
+    assert!(invalid.message.contains("unknown topic 42"), "{}", invalid.message);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::model;
 use culturespa::engine::{CancelToken, Engine, EngineOptions};
-use culturespa::pipeline::run_file::parse_run_file;
+use culturespa::runs::parse_run_file;
 use culturespa::pipeline::runner::{adapters_dir, Runner};
 use culturespa::server::open_store;
 use culturespa::store::{NewAnswer, WVS_SET};

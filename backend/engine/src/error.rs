@@ -2,6 +2,21 @@
 
 use std::path::PathBuf;
 
+/// A setting outside what the engine accepts, named by its field (`rank`, `top_p`, ...): the one
+/// range check of each setting, which callers that read settings from users report as their own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidSetting {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl InvalidSetting {
+    pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        InvalidSetting { field, reason: reason.into() }
+    }
+}
+
 /// Everything that can go wrong while loading a model or answering with it.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -35,7 +35,7 @@ pub use batch::{BatchLimits, PrefixCache};
 pub use chat_template::{ChatMessage, ChatTemplate};
 pub use cloze::ClozePrompt;
 pub use config::{Architecture, ModelConfig};
-pub use error::EngineError;
+pub use error::{EngineError, InvalidSetting};
 pub use loader::{load_model, DeviceKind, LoadedModel};
 pub use lora::{LoraAdapter, LoraSettings, TrainableAdapter};
 pub use model::{KvCache, LlamaModel, SequenceInput};

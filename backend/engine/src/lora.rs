@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
-use super::error::{EngineError, Result};
+use super::error::{EngineError, InvalidSetting, Result};
 use super::model::LlamaModel;
 use super::rng::SeededRng;
 
@@ -58,24 +58,29 @@ impl LoraSettings {
         }
     }
 
-    pub fn validate(&self) -> Result<()> {
-        let invalid = |reason: String| Err(EngineError::InvalidAdapter { path: None, reason });
+    /// The settings' ranges, naming the field that is out of its range.
+    pub fn check(&self) -> std::result::Result<(), InvalidSetting> {
+        let invalid = |field, reason: String| Err(InvalidSetting::new(field, reason));
         if self.rank == 0 {
-            return invalid("rank must be at least 1".into());
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return invalid(format!("dropout {} is outside [0, 1)", self.dropout));
+            return invalid("rank", "must be at least 1".into());
         }
         if !self.alpha.is_finite() || self.alpha <= 0.0 {
-            return invalid(format!("alpha {} must be positive", self.alpha));
+            return invalid("alpha", format!("{} is not a positive number", self.alpha));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return invalid("dropout", format!("{} is not in [0, 1)", self.dropout));
         }
         if self.target_modules.is_empty() {
-            return invalid("no target modules".into());
+            return invalid("target_modules", "name at least one module".into());
         }
         if let Some(unknown) = self.target_modules.iter().find(|m| !ALL_MODULES.contains(&m.as_str())) {
-            return invalid(format!("unknown target module {unknown:?} (known: {})", ALL_MODULES.join(", ")));
+            return invalid("target_modules", format!("unknown module {unknown:?} (known: {})", ALL_MODULES.join(", ")));
         }
         Ok(())
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.check().map_err(|error| EngineError::InvalidAdapter { path: None, reason: error.to_string() })
     }
 }
 

@@ -7,7 +7,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::batch::PrefixCache;
-use super::error::{EngineError, Result};
+use super::error::{EngineError, InvalidSetting, Result};
 use super::model::{LlamaModel, SequenceInput};
 use super::rng::SeededRng;
 use super::tokenizer::TextTokenizer;
@@ -47,20 +47,22 @@ impl SamplingParams {
         SamplingParams { temperature: 0.0, top_p: 1.0, max_new_tokens, seed: 0, stop_tokens: Vec::new() }
     }
 
-    pub fn validate(&self) -> Result<()> {
+    /// The settings' ranges, naming the field that is out of its range.
+    pub fn check(&self) -> std::result::Result<(), InvalidSetting> {
         if !self.temperature.is_finite() || self.temperature < 0.0 {
-            return Err(EngineError::InvalidSampling(format!(
-                "temperature {} is not a finite number ≥ 0",
-                self.temperature
-            )));
+            return Err(InvalidSetting::new("temperature", format!("{} is not a finite number ≥ 0", self.temperature)));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(EngineError::InvalidSampling(format!("top_p {} is not in (0, 1]", self.top_p)));
+            return Err(InvalidSetting::new("top_p", format!("{} is not in (0, 1]", self.top_p)));
         }
         if self.max_new_tokens == 0 {
-            return Err(EngineError::InvalidSampling("max_new_tokens must be at least 1".into()));
+            return Err(InvalidSetting::new("max_new_tokens", "must be at least 1"));
         }
         Ok(())
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.check().map_err(|error| EngineError::InvalidSampling(error.to_string()))
     }
 }
 

@@ -5,6 +5,7 @@ use axum::Json;
 use shared::api::ErrorBody;
 
 use crate::analysis::AnalysisError;
+use crate::runs::RunError;
 use crate::store::StoreError;
 
 /// The one error type of the server; every handler returns it and it renders as a JSON body.
@@ -37,6 +38,21 @@ impl From<StoreError> for AppError {
             StoreError::Conflict(message) => AppError::Conflict(message),
             StoreError::Forbidden(message) => AppError::Forbidden(message),
             other => AppError::Store(other),
+        }
+    }
+}
+
+impl From<RunError> for AppError {
+    fn from(error: RunError) -> Self {
+        match error {
+            RunError::Invalid(_) | RunError::InvalidFile { .. } | RunError::RunFile(_) | RunError::ModelNotInstalled(_) => {
+                AppError::BadRequest(error.to_string())
+            }
+            RunError::NotRunning { .. } | RunError::Completed(_) | RunError::Imported(_) | RunError::Active(_) => {
+                AppError::Conflict(error.to_string())
+            }
+            RunError::Store(error) => error.into(),
+            RunError::Runner(error) => AppError::Internal(error.to_string()),
         }
     }
 }

@@ -26,7 +26,7 @@ use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
 use crate::models::ModelSource;
-use crate::pipeline::runner::RunManager;
+use crate::runs::RunService;
 use crate::store::Store;
 use crate::survey::SurveyData;
 
@@ -40,7 +40,7 @@ pub struct AppState {
     /// The Trunk-built frontend (`dist/`); `None` serves the API alone.
     pub static_dir: Option<PathBuf>,
     /// Runs launched from the browser, queued on the engine.
-    pub runs: Arc<RunManager>,
+    pub runs: Arc<RunService>,
     /// The models runs may name (by name only: a request never names a path).
     pub models: ModelSource,
 }
@@ -48,7 +48,7 @@ pub struct AppState {
 impl AppState {
     /// The state of a server whose runs use the models of `models`.
     pub fn new(survey: Arc<SurveyData>, store: Store, static_dir: Option<PathBuf>, models: ModelSource) -> Self {
-        let runs = RunManager::new(store.clone(), Arc::clone(&survey), models.clone());
+        let runs = RunService::new(store.clone(), Arc::clone(&survey), models.clone());
         AppState { survey, store, static_dir, runs, models }
     }
 }

@@ -8,41 +8,20 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
-use shared::{Run, RunConfig, RunEvent, RunOrigin, RunStatus};
+use shared::{Run, RunConfig, RunEvent};
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::auth::Viewer;
 use super::{AppError, AppState};
-use crate::pipeline::run_file::validate_config;
 
-/// `POST /api/runs`: stores the run and queues it.
+/// `POST /api/runs`: validates and stores the run, and queues it.
 pub async fn create(
     State(state): State<AppState>,
     viewer: Viewer,
     Json(config): Json<RunConfig>,
 ) -> Result<(StatusCode, Json<Run>), AppError> {
     viewer.require_collaborator()?;
-    validate_config(&config).map_err(|(field, message)| AppError::BadRequest(format!("{field}: {message}")))?;
-    for code in &config.cultures {
-        state
-            .survey
-            .culture(code)
-            .ok_or_else(|| AppError::BadRequest(format!("cultures: unknown culture '{code}'")))?;
-    }
-    if let Some(topic) = config.topics.iter().find(|topic| usize::from(**topic) >= state.survey.topics.len()) {
-        return Err(AppError::BadRequest(format!("topics: unknown topic {topic}")));
-    }
-    // A run from a request names an installed model; it never names a path on the server.
-    if let Some(model) = &config.model {
-        let installed =
-            state.models.registry.list().into_iter().any(|listing| listing.installed && listing.name == *model);
-        if !installed {
-            return Err(AppError::BadRequest(format!(
-                "model: '{model}' is not an installed model (GET /api/models lists them)"
-            )));
-        }
-    }
-    let run = state.store.create_run(&config, &RunOrigin::Local).await?;
+    let run = state.runs.create_from_request(config).await?;
     state.runs.launch(run.run_id);
     Ok((StatusCode::CREATED, Json(run)))
 }
@@ -54,11 +33,7 @@ pub async fn cancel(
     Path(run_id): Path<i64>,
 ) -> Result<Json<Run>, AppError> {
     viewer.require_collaborator()?;
-    let run = state.store.run(run_id).await?;
-    if !state.runs.cancel(run_id) {
-        return Err(AppError::Conflict(format!("run {run_id} is not running (it is {:?})", run.status)));
-    }
-    Ok(Json(run))
+    Ok(Json(state.runs.cancel(run_id).await?))
 }
 
 /// `POST /api/runs/{id}/resume`: queues a stopped run again; it continues where it stopped.
@@ -68,21 +43,7 @@ pub async fn resume(
     Path(run_id): Path<i64>,
 ) -> Result<Json<Run>, AppError> {
     viewer.require_collaborator()?;
-    let run = state.store.run(run_id).await?;
-    if run.status == RunStatus::Completed {
-        return Err(AppError::Conflict(format!("run {run_id} is already completed")));
-    }
-    if matches!(run.origin, RunOrigin::Imported { .. }) {
-        return Err(AppError::Conflict(format!("run {run_id} was imported; there is nothing to resume")));
-    }
-    if state.runs.is_active(run_id) {
-        return Err(AppError::Conflict(format!("run {run_id} is already queued or running")));
-    }
-    // Stored before the run is queued: followers see it is no longer finished.
-    let queued = RunEvent::Log { message: "queued to resume".into() };
-    state.runs.emit(run_id, queued).await.map_err(|error| AppError::Internal(error.to_string()))?;
-    state.runs.launch(run_id);
-    Ok(Json(run))
+    Ok(Json(state.runs.resume(run_id).await?))
 }
 
 #[derive(Debug, Deserialize)]

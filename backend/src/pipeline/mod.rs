@@ -19,7 +19,6 @@ pub mod python_literal;
 pub mod question_filter;
 pub mod run_file;
 pub mod runner;
-pub mod sensitivity;
 
 pub use answer_prompt::{answer_prompt, AnswerPromptError};
 pub use generated_files::{read_generated_files, GeneratedFileError, GeneratedRecord};

@@ -1,6 +1,6 @@
 use shared::{Answer, PromptVariant};
 
-use super::run_answers::StoredAnswer;
+use super::answer_codec::{variant_text, StoredAnswer};
 use super::{to_json, Store, StoreError, StoreTransaction};
 
 /// An answer to store; the run is given separately.
@@ -16,10 +16,6 @@ pub struct NewAnswer {
     pub distribution: Option<Vec<f64>>,
     /// The model's own distribution, when the run calibrates.
     pub raw_distribution: Option<Vec<f64>>,
-}
-
-pub(super) fn variant_text(variant: PromptVariant) -> String {
-    to_json(&variant).trim_matches('"').to_string()
 }
 
 impl Store {

@@ -1,6 +1,7 @@
 //! The embedded store: SQLite through sqlx, WAL mode, migrations from `backend/migrations`.
 //! Writes that belong together run in one transaction.
 
+mod answer_codec;
 mod answers;
 mod calibration;
 mod generation;

@@ -2,8 +2,7 @@
 
 use shared::PromptVariant;
 
-use super::answers::variant_text;
-use super::run_answers::parse_variant;
+use super::answer_codec::{parse_variant, variant_text};
 use super::{Store, StoreError};
 
 /// Identifies one answer of a run: (question, culture, variant).

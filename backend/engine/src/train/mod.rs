@@ -19,7 +19,7 @@ use std::time::Instant;
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::error::{EngineError, Result};
+use super::error::{EngineError, InvalidSetting, Result};
 use super::lora::{write_atomically, LoraAdapter, LoraSettings, TrainableAdapter, ADAPTER_WEIGHTS_FILE};
 use super::model::LlamaModel;
 use super::rng::SeededRng;
@@ -75,25 +75,37 @@ impl Default for TrainingSettings {
 }
 
 impl TrainingSettings {
-    pub fn validate(&self) -> Result<()> {
-        self.lora.validate()?;
-        let invalid = |reason: &str| Err(EngineError::InvalidTraining(reason.to_string()));
+    /// The settings' ranges (the adapter's too), naming the field that is out of its range.
+    pub fn check(&self) -> std::result::Result<(), InvalidSetting> {
+        self.lora.check()?;
+        let invalid = |field, reason: String| Err(InvalidSetting::new(field, reason));
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return invalid("learning_rate must be positive");
+            return invalid("learning_rate", format!("{} is not a positive number", self.learning_rate));
         }
         if !(0.0..1.0).contains(&self.warmup_ratio) {
-            return invalid("warmup_ratio must be in [0, 1)");
+            return invalid("warmup_ratio", format!("{} is not in [0, 1)", self.warmup_ratio));
         }
-        if self.epochs == 0 || self.batch_size == 0 || self.micro_batch_size == 0 || self.checkpoint_every == 0 {
-            return invalid("epochs, batch_size, micro_batch_size and checkpoint_every must be at least 1");
+        for (field, value) in [
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+            ("micro_batch_size", self.micro_batch_size),
+            ("checkpoint_every", self.checkpoint_every),
+        ] {
+            if value == 0 {
+                return invalid(field, "must be at least 1".into());
+            }
         }
         if self.max_steps == Some(0) {
-            return invalid("max_steps must be at least 1");
+            return invalid("max_steps", "must be at least 1".into());
         }
-        if self.max_grad_norm.is_some_and(|n| !(n.is_finite() && n > 0.0)) {
-            return invalid("max_grad_norm must be positive");
+        if let Some(norm) = self.max_grad_norm.filter(|norm| !(norm.is_finite() && *norm > 0.0)) {
+            return invalid("max_grad_norm", format!("{norm} is not a positive number"));
         }
         Ok(())
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.check().map_err(|error| EngineError::InvalidTraining(error.to_string()))
     }
 
     /// Optimizer steps for `examples` examples.

@@ -2,51 +2,24 @@
 //! for each culture in each culture-aware variant, by scoring or by sampling, in chunks that are
 //! stored with their progress event in one transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use rand::rngs::ChaCha8Rng;
 use rand::SeedableRng;
-use shared::{AnswerMode, PromptVariant, Question, QuestionSelection, Run, RunEvent, Stage, TrainingMode};
+use shared::{AnswerMode, PromptVariant, Question, QuestionSelection, Run, RunEvent, Stage};
 
 use super::calibrate::Calibrator;
 use super::score::{score_items, ScoreItem};
-use super::train::{adapters_dir, JOINT_ADAPTER};
+use super::work::{render_prompt, stage_adapters, StageAdapters, WorkItem};
 use super::{Runner, RunnerError};
 use crate::analysis::option_answer_code;
 use crate::engine::{AdapterChoice, GenerationPrompt, SamplingParams};
-use crate::pipeline::answer_prompt::{placed_answer_prompt, AnswerPromptError};
 use crate::pipeline::calibration::argmax;
 use crate::store::{AnswerKey, NewAnswer, WVS_SET};
 
 /// Prompts per stored chunk: large enough to batch well, small enough that a kill loses little.
 pub const ANSWER_CHUNK: usize = 32;
 
-/// One prompt to answer: a question in a setting.
-pub(super) struct WorkItem<'a> {
-    pub question: &'a Question,
-    pub variant: PromptVariant,
-    pub country_code: Option<String>,
-}
-
-impl WorkItem<'_> {
-    fn key(&self, question_set: &str) -> AnswerKey {
-        AnswerKey {
-            question_set: question_set.to_string(),
-            question_id: self.question.question_id.clone(),
-            country_code: self.country_code.clone(),
-            variant: self.variant,
-        }
-    }
-
-    fn prompt_id(&self) -> String {
-        format!(
-            "{}/{}/{}",
-            self.variant.label(),
-            self.country_code.as_deref().unwrap_or("-"),
-            self.question.question_id
-        )
-    }
-}
 
 /// The run's settings in order: unaware once, then each culture-aware variant for each culture.
 fn settings(run: &Run, all_cultures: &[String]) -> Vec<(PromptVariant, Option<String>)> {
@@ -107,70 +80,6 @@ async fn run_questions(
     Ok(questions)
 }
 
-/// Which adapter answers which prompt: none, one for all (a configured adapter, or the run's
-/// culture-joint one when it evaluates after training), or one per culture (culture-specific
-/// training: each culture's culture-aware prompts with its own adapter, unaware ones with the base).
-#[derive(Debug, Default)]
-pub(super) struct StageAdapters {
-    all: Option<AdapterChoice>,
-    per_culture: HashMap<String, AdapterChoice>,
-}
-
-impl StageAdapters {
-    pub(super) fn for_item(&self, item: &WorkItem<'_>) -> Option<AdapterChoice> {
-        if let Some(choice) = &self.all {
-            return Some(choice.clone());
-        }
-        item.country_code.as_ref().and_then(|code| self.per_culture.get(code).cloned())
-    }
-}
-
-/// Loads the stage's adapters into the engine (named by their folder, so runs never mix them up).
-async fn stage_adapters(runner: &Runner, run: &Run, stage: Stage) -> Result<StageAdapters, RunnerError> {
-    let load = |path: std::path::PathBuf, merged: bool| {
-        let engine = runner.engine.clone();
-        async move {
-            let name = path.display().to_string();
-            let loaded = tokio::task::spawn_blocking(move || engine.load_adapter(name.clone(), &path).map(|_| name));
-            Ok::<_, RunnerError>(AdapterChoice { name: loaded.await??, merged })
-        }
-    };
-    if stage == Stage::Evaluate && run.config.stages.contains(&Stage::Train) {
-        let root = adapters_dir(runner, run.run_id)?;
-        return match run.config.training.mode {
-            TrainingMode::Joint => {
-                Ok(StageAdapters { all: Some(load(root.join(JOINT_ADAPTER), true).await?), ..Default::default() })
-            }
-            TrainingMode::Specific => {
-                let mut per_culture = HashMap::new();
-                let mut without = Vec::new();
-                for culture in &runner.survey.cultures {
-                    let dir = root.join(&culture.country_code);
-                    if dir.join(crate::engine::lora::ADAPTER_WEIGHTS_FILE).exists() {
-                        per_culture.insert(culture.country_code.clone(), load(dir, true).await?);
-                    } else {
-                        without.push(culture.country_code.clone());
-                    }
-                }
-                if !without.is_empty() {
-                    let message = format!(
-                        "no culture-specific adapter (no instances) for {}: answered by the base model",
-                        without.join(", ")
-                    );
-                    runner.emit(run.run_id, RunEvent::Log { message }).await?;
-                }
-                Ok(StageAdapters { all: None, per_culture })
-            }
-        };
-    }
-    match &run.config.adapter {
-        Some(adapter) => Ok(StageAdapters {
-            all: Some(load(adapter.path.clone().into(), adapter.merged).await?),
-            ..Default::default()
-        }),
-        None => Ok(StageAdapters::default()),
-    }
-}
 
 pub(super) async fn answer_stage(
     runner: &Runner,
@@ -322,17 +231,3 @@ fn new_answer(
     }
 }
 
-/// The templated prompt of a question in a setting, in the run's persona placement; the inner
-/// error is a prompt that cannot be built (recorded as a skip).
-pub(super) fn render_prompt(
-    runner: &Runner,
-    run: &Run,
-    question: &Question,
-    variant: PromptVariant,
-    country_code: Option<&str>,
-) -> Result<Result<String, AnswerPromptError>, RunnerError> {
-    match placed_answer_prompt(&runner.survey, question, variant, country_code, run.config.persona) {
-        Ok(chat) => Ok(Ok(runner.engine.chat_template()?.render_exchange(&chat.system, &chat.user)?)),
-        Err(error) => Ok(Err(error)),
-    }
-}

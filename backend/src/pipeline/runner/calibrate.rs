@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use sha2::{Digest, Sha256};
 use shared::{Calibration, Question, Run, RunEvent, Stage};
 
-use super::answer::{render_prompt, StageAdapters, WorkItem};
+use super::work::{render_prompt, StageAdapters, WorkItem};
 use super::score::{score_items, ScoreItem};
 use super::{Runner, RunnerError};
 use crate::engine::AdapterChoice;

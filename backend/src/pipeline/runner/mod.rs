@@ -6,13 +6,12 @@
 mod answer;
 mod calibrate;
 mod collect;
-mod command;
 mod export;
 mod generate;
-mod manager;
 mod score;
 mod terminal;
 mod train;
+mod work;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -25,10 +24,8 @@ use crate::store::{generated_set_name, Store, StoreError, StoreTransaction, WVS_
 use crate::survey::SurveyData;
 
 pub use answer::ANSWER_CHUNK;
-pub use command::{run_command, RunTarget};
 pub use export::sft_dir;
 pub use generate::{derive_seed, SeedPurpose};
-pub use manager::RunManager;
 pub use terminal::show_progress;
 pub use train::{adapters_dir, training_settings, JOINT_ADAPTER};
 
@@ -46,8 +43,6 @@ pub enum RunnerError {
     Config { run_id: i64, message: String },
     #[error("exporting SFT files: {0}")]
     Export(#[from] crate::curation::export::ExportError),
-    #[error(transparent)]
-    RunFile(#[from] crate::pipeline::run_file::RunFileError),
     #[error("the engine task stopped unexpectedly: {0}")]
     Join(#[from] tokio::task::JoinError),
     #[error(transparent)]

@@ -11,18 +11,15 @@ use std::sync::Arc;
 use shared::analysis::PersonaMeter;
 use shared::{Calibration, PersonaPlacement, PromptVariant, RunStatus, ScoringFormulation};
 
-use super::runner::{run_command, RunTarget, RunnerError};
+use super::{run_command, RunError, RunService, RunTarget};
 use crate::analysis::{run_persona_meter, AnalysisError};
-use crate::models::ModelSource;
-use crate::store::Store;
-use crate::survey::SurveyData;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SensitivityError {
     #[error("writing the run file {file}: {error}")]
     RunFile { file: PathBuf, error: std::io::Error },
     #[error(transparent)]
-    Run(#[from] RunnerError),
+    Run(#[from] RunError),
     #[error("run {run_id} ended {status}; `culturespa run --resume {run_id}` continues it")]
     NotCompleted { run_id: i64, status: &'static str },
     #[error(transparent)]
@@ -31,9 +28,7 @@ pub enum SensitivityError {
 
 /// Does the plan's run in `data_dir`'s store and returns the meter of each culture-aware variant.
 pub async fn run_sensitivity(
-    store: &Store,
-    survey: Arc<SurveyData>,
-    models: &ModelSource,
+    service: &Arc<RunService>,
     data_dir: &Path,
     plan: &SensitivityPlan,
     resamples: u32,
@@ -41,13 +36,14 @@ pub async fn run_sensitivity(
     let file = plan
         .write_run_file(data_dir)
         .map_err(|error| SensitivityError::RunFile { file: data_dir.join("sensitivity"), error })?;
-    let (run_id, status) = run_command(store, Arc::clone(&survey), models, RunTarget::Config(file), None).await?;
+    let (run_id, status) = run_command(service, RunTarget::Config(file), None).await?;
+    let (store, survey) = (service.store(), service.survey());
     if status != RunStatus::Completed {
         return Err(SensitivityError::NotCompleted { run_id, status: status.as_str() });
     }
     let mut meters = Vec::new();
     for variant in plan.variants.iter().filter(|variant| **variant != PromptVariant::Unaware) {
-        meters.push(run_persona_meter(store, &survey, run_id, *variant, resamples, plan.seed).await?);
+        meters.push(run_persona_meter(store, survey, run_id, *variant, resamples, plan.seed).await?);
     }
     Ok(meters)
 }
@@ -194,7 +190,7 @@ pub fn render_meters(meters: &[PersonaMeter]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::run_file::parse_run_file;
+    use crate::runs::parse_run_file;
     use crate::survey::SurveyData;
 
     #[test]

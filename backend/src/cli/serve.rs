@@ -1,0 +1,34 @@
+//! `culturespa serve`: the API and the browser app.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use culturespa::server::{self, ServeOptions};
+
+use super::Globals;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "CULTURESPA_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Where the database and run outputs live; created on first start.
+    #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+    data_dir: PathBuf,
+    /// The Trunk-built frontend.
+    #[arg(long, env = "CULTURESPA_STATIC_DIR", default_value = "dist")]
+    static_dir: PathBuf,
+    /// The model of runs that name none (a catalogue name, a model in --models-dir, or a path).
+    #[arg(long, env = "CULTURESPA_MODEL", default_value = server::DEFAULT_MODEL)]
+    model: String,
+}
+
+pub async fn run(globals: &Globals, args: ServeArgs) -> anyhow::Result<()> {
+    server::serve(ServeOptions {
+        addr: args.addr,
+        data_dir: args.data_dir,
+        wvs_data: globals.wvs_data.clone(),
+        static_dir: Some(args.static_dir),
+        models: globals.model_source(args.model)?,
+    })
+    .await
+}

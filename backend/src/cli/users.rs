@@ -1,0 +1,64 @@
+//! `culturespa users add|list`: accounts. While none exists the server runs in open local mode.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use culturespa::auth;
+use culturespa::store::Store;
+use shared::auth::Role;
+
+/// The environment variable `users add` reads the password from without --password-stdin.
+const PASSWORD_VARIABLE: &str = "CULTURESPA_PASSWORD";
+
+#[derive(Debug, clap::Subcommand)]
+pub enum UsersCommand {
+    /// Add an account; the password comes from --password-stdin or CULTURESPA_PASSWORD.
+    Add {
+        username: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+        data_dir: PathBuf,
+    },
+    /// List the accounts.
+    List {
+        #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+        data_dir: PathBuf,
+    },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| format!("'{text}': one of annotator, collaborator, admin"))
+}
+
+pub async fn run(command: UsersCommand) -> anyhow::Result<()> {
+    match command {
+        UsersCommand::Add { username, role, password_stdin, data_dir } => {
+            auth::validate_username(&username)?;
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            } else {
+                std::env::var(PASSWORD_VARIABLE)
+                    .with_context(|| format!("no password: pass --password-stdin or set {PASSWORD_VARIABLE}"))?
+            };
+            let password_hash = auth::hash_password(&password)?;
+            let user = Store::open(&data_dir).await?.add_user(&username, &password_hash, role).await?;
+            println!("added {} ({}); the server now asks for a login to review", user.username, user.role.as_str());
+        }
+        UsersCommand::List { data_dir } => {
+            let users = Store::open(&data_dir).await?.users().await?;
+            if users.is_empty() {
+                println!("no accounts: the server runs in open local mode");
+            }
+            for user in users {
+                println!("{}\t{}", user.username, user.role.as_str());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! What an Answer or Evaluate stage works on: one prompt to answer (a question in a setting),
+//! its rendered prompt, and the adapter that answers it. The answering
+//! ([`super::answer`]) and the calibration ([`super::calibrate`]) both take them from here.
+
+use std::collections::HashMap;
+
+use shared::{PromptVariant, Question, Run, RunEvent, Stage, TrainingMode};
+
+use super::train::{adapters_dir, JOINT_ADAPTER};
+use super::{Runner, RunnerError};
+use crate::engine::AdapterChoice;
+use crate::pipeline::answer_prompt::{placed_answer_prompt, AnswerPromptError};
+use crate::store::AnswerKey;
+
+/// One prompt to answer: a question in a setting.
+pub(super) struct WorkItem<'a> {
+    pub question: &'a Question,
+    pub variant: PromptVariant,
+    pub country_code: Option<String>,
+}
+
+impl WorkItem<'_> {
+    pub(super) fn key(&self, question_set: &str) -> AnswerKey {
+        AnswerKey {
+            question_set: question_set.to_string(),
+            question_id: self.question.question_id.clone(),
+            country_code: self.country_code.clone(),
+            variant: self.variant,
+        }
+    }
+
+    pub(super) fn prompt_id(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.variant.label(),
+            self.country_code.as_deref().unwrap_or("-"),
+            self.question.question_id
+        )
+    }
+}
+
+/// Which adapter answers which prompt: none, one for all (a configured adapter, or the run's
+/// culture-joint one when it evaluates after training), or one per culture (culture-specific
+/// training: each culture's culture-aware prompts with its own adapter, unaware ones with the base).
+#[derive(Debug, Default)]
+pub(super) struct StageAdapters {
+    all: Option<AdapterChoice>,
+    per_culture: HashMap<String, AdapterChoice>,
+}
+
+impl StageAdapters {
+    pub(super) fn for_item(&self, item: &WorkItem<'_>) -> Option<AdapterChoice> {
+        if let Some(choice) = &self.all {
+            return Some(choice.clone());
+        }
+        item.country_code.as_ref().and_then(|code| self.per_culture.get(code).cloned())
+    }
+}
+
+/// Loads the stage's adapters into the engine (named by their folder, so runs never mix them up).
+pub(super) async fn stage_adapters(runner: &Runner, run: &Run, stage: Stage) -> Result<StageAdapters, RunnerError> {
+    let load = |path: std::path::PathBuf, merged: bool| {
+        let engine = runner.engine.clone();
+        async move {
+            let name = path.display().to_string();
+            let loaded = tokio::task::spawn_blocking(move || engine.load_adapter(name.clone(), &path).map(|_| name));
+            Ok::<_, RunnerError>(AdapterChoice { name: loaded.await??, merged })
+        }
+    };
+    if stage == Stage::Evaluate && run.config.stages.contains(&Stage::Train) {
+        let root = adapters_dir(runner, run.run_id)?;
+        return match run.config.training.mode {
+            TrainingMode::Joint => {
+                Ok(StageAdapters { all: Some(load(root.join(JOINT_ADAPTER), true).await?), ..Default::default() })
+            }
+            TrainingMode::Specific => {
+                let mut per_culture = HashMap::new();
+                let mut without = Vec::new();
+                for culture in &runner.survey.cultures {
+                    let dir = root.join(&culture.country_code);
+                    if dir.join(crate::engine::lora::ADAPTER_WEIGHTS_FILE).exists() {
+                        per_culture.insert(culture.country_code.clone(), load(dir, true).await?);
+                    } else {
+                        without.push(culture.country_code.clone());
+                    }
+                }
+                if !without.is_empty() {
+                    let message = format!(
+                        "no culture-specific adapter (no instances) for {}: answered by the base model",
+                        without.join(", ")
+                    );
+                    runner.emit(run.run_id, RunEvent::Log { message }).await?;
+                }
+                Ok(StageAdapters { all: None, per_culture })
+            }
+        };
+    }
+    match &run.config.adapter {
+        Some(adapter) => Ok(StageAdapters {
+            all: Some(load(adapter.path.clone().into(), adapter.merged).await?),
+            ..Default::default()
+        }),
+        None => Ok(StageAdapters::default()),
+    }
+}
+
+/// The templated prompt of a question in a setting, in the run's persona placement; the inner
+/// error is a prompt that cannot be built (recorded as a skip).
+pub(super) fn render_prompt(
+    runner: &Runner,
+    run: &Run,
+    question: &Question,
+    variant: PromptVariant,
+    country_code: Option<&str>,
+) -> Result<Result<String, AnswerPromptError>, RunnerError> {
+    match placed_answer_prompt(&runner.survey, question, variant, country_code, run.config.persona) {
+        Ok(chat) => Ok(Ok(runner.engine.chat_template()?.render_exchange(&chat.system, &chat.user)?)),
+        Err(error) => Ok(Err(error)),
+    }
+}

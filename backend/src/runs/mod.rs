@@ -1,0 +1,253 @@
+//! The run service: what a run is and what can be done with one. It validates every run through
+//! one validator ([`validate_run`]) whatever its origin (a run file, `POST /api/runs`, the CLI),
+//! creates it, launches it on the engine pool (one run at a time: the model is the scarce
+//! resource), cancels and resumes it, and tells followers its events. The API handlers and the CLI
+//! commands are thin callers; the stages themselves are [`crate::pipeline::runner`]'s.
+
+mod command;
+mod engines;
+pub mod sensitivity;
+mod validate;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use shared::{Run, RunConfig, RunEvent, RunOrigin, RunStatus, Stage};
+use tokio::sync::broadcast;
+
+use crate::engine::CancelToken;
+use crate::models::ModelSource;
+use crate::pipeline::run_file::{self, RunFileError};
+use crate::pipeline::runner::{RunUpdate, Runner, RunnerError};
+use crate::store::{Store, StoreError};
+use crate::survey::SurveyData;
+
+pub use command::{run_command, RunTarget};
+pub use engines::EnginePool;
+pub use validate::{validate_run, InvalidRun, MAX_ATTEMPTS_LIMIT};
+
+/// Events buffered for slow followers; a follower that lags further re-reads the store.
+pub const UPDATE_BUFFER: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidRun),
+    #[error("{}: {invalid}", file.display())]
+    InvalidFile { file: PathBuf, invalid: InvalidRun },
+    #[error(transparent)]
+    RunFile(#[from] RunFileError),
+    #[error("model: '{0}' is not an installed model (GET /api/models lists them)")]
+    ModelNotInstalled(String),
+    #[error("run {run_id} is not running (it is {status:?})")]
+    NotRunning { run_id: i64, status: RunStatus },
+    #[error("run {0} is already completed")]
+    Completed(i64),
+    #[error("run {0} was imported; there is nothing to resume")]
+    Imported(i64),
+    #[error("run {0} is already queued or running")]
+    Active(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Runner(#[from] RunnerError),
+}
+
+/// Reads a run file and validates it: the run it describes, or an error naming file and field.
+pub fn load_run_file(file: &Path, survey: &SurveyData) -> Result<RunConfig, RunError> {
+    let config = run_file::read_run_file(file)?;
+    validate_run(config, survey).map_err(|invalid| RunError::InvalidFile { file: file.into(), invalid })
+}
+
+/// As [`load_run_file`], from the file's text.
+pub fn parse_run_file(file: &Path, text: &str, survey: &SurveyData) -> Result<RunConfig, RunError> {
+    let config = run_file::parse_run_file(file, text)?;
+    validate_run(config, survey).map_err(|invalid| RunError::InvalidFile { file: file.into(), invalid })
+}
+
+pub struct RunService {
+    store: Store,
+    survey: Arc<SurveyData>,
+    engines: EnginePool,
+    /// The runs queued or executing here, with their cancel flags.
+    active: Mutex<HashMap<i64, CancelToken>>,
+    /// Held while a run executes: runs queue behind each other.
+    turn: tokio::sync::Mutex<()>,
+    updates: broadcast::Sender<RunUpdate>,
+}
+
+impl RunService {
+    pub fn new(store: Store, survey: Arc<SurveyData>, models: ModelSource) -> Arc<Self> {
+        let (updates, _) = broadcast::channel(UPDATE_BUFFER);
+        Arc::new(RunService {
+            store,
+            survey,
+            engines: EnginePool::new(models),
+            active: Mutex::new(HashMap::new()),
+            turn: tokio::sync::Mutex::new(()),
+            updates,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn survey(&self) -> &SurveyData {
+        &self.survey
+    }
+
+    pub fn models(&self) -> &ModelSource {
+        self.engines.models()
+    }
+
+    /// Validates and stores a run from a request. A request names an installed model by its name,
+    /// never a path on the server.
+    pub async fn create_from_request(&self, config: RunConfig) -> Result<Run, RunError> {
+        let config = validate_run(config, &self.survey)?;
+        if let Some(model) = &config.model {
+            let installed =
+                self.models().registry.list().into_iter().any(|listing| listing.installed && listing.name == *model);
+            if !installed {
+                return Err(RunError::ModelNotInstalled(model.clone()));
+            }
+        }
+        Ok(self.store.create_run(&config, &RunOrigin::Local).await?)
+    }
+
+    /// Reads, validates and stores the run of a run file (the CLI's; it may name a model by path).
+    pub async fn create_from_file(&self, file: &Path) -> Result<Run, RunError> {
+        let config = load_run_file(file, &self.survey)?;
+        Ok(self.store.create_run(&config, &RunOrigin::Local).await?)
+    }
+
+    /// The stored run, if it can be resumed: not completed, not imported, not active here.
+    pub async fn resumable(&self, run_id: i64) -> Result<Run, RunError> {
+        let run = self.store.run(run_id).await?;
+        if run.status == RunStatus::Completed {
+            return Err(RunError::Completed(run_id));
+        }
+        if matches!(run.origin, RunOrigin::Imported { .. }) {
+            return Err(RunError::Imported(run_id));
+        }
+        if self.is_active(run_id) {
+            return Err(RunError::Active(run_id));
+        }
+        Ok(run)
+    }
+
+    /// Queues a stopped run again; it continues where it stopped.
+    pub async fn resume(self: &Arc<Self>, run_id: i64) -> Result<Run, RunError> {
+        let run = self.resumable(run_id).await?;
+        // Stored before the run is queued: followers see it is no longer finished.
+        self.emit(run_id, RunEvent::Log { message: "queued to resume".into() }).await?;
+        self.launch(run_id);
+        Ok(run)
+    }
+
+    /// Asks a queued or running run to stop after its current chunk.
+    pub async fn cancel(&self, run_id: i64) -> Result<Run, RunError> {
+        let run = self.store.run(run_id).await?;
+        let token = self.active.lock().ok().and_then(|active| active.get(&run_id).cloned());
+        match token {
+            Some(token) => {
+                token.cancel();
+                Ok(run)
+            }
+            None => Err(RunError::NotRunning { run_id, status: run.status }),
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<RunUpdate> {
+        self.updates.subscribe()
+    }
+
+    /// Whether the run is queued or executing here.
+    pub fn is_active(&self, run_id: i64) -> bool {
+        self.active.lock().map(|active| active.contains_key(&run_id)).unwrap_or(false)
+    }
+
+    /// Queues the run (a new one, or one to resume) and returns at once; `false` when it is
+    /// already queued.
+    pub fn launch(self: &Arc<Self>, run_id: i64) -> bool {
+        let cancel = CancelToken::new();
+        {
+            let Ok(mut active) = self.active.lock() else { return false };
+            if active.contains_key(&run_id) {
+                return false;
+            }
+            active.insert(run_id, cancel.clone());
+        }
+        let service = Arc::clone(self);
+        tokio::spawn(async move {
+            let outcome = service.execute(run_id, None, cancel, service.updates.clone()).await;
+            if let Err(error) = &outcome {
+                tracing::error!(run_id, error = %error, "run failed");
+            }
+            if let Ok(mut active) = service.active.lock() {
+                active.remove(&run_id);
+            }
+        });
+        true
+    }
+
+    /// Executes the run here and now (the CLI's way), telling `updates` its events.
+    pub async fn execute_in_foreground(
+        &self,
+        run_id: i64,
+        only: Option<Stage>,
+        cancel: CancelToken,
+        updates: broadcast::Sender<RunUpdate>,
+    ) -> Result<RunStatus, RunError> {
+        self.execute(run_id, only, cancel, updates).await
+    }
+
+    async fn execute(
+        &self,
+        run_id: i64,
+        only: Option<Stage>,
+        cancel: CancelToken,
+        updates: broadcast::Sender<RunUpdate>,
+    ) -> Result<RunStatus, RunError> {
+        let _turn = self.turn.lock().await;
+        if cancel.is_cancelled() {
+            self.emit_on(&updates, run_id, RunEvent::Finished { status: RunStatus::Cancelled }).await?;
+            return Ok(RunStatus::Cancelled);
+        }
+        let run = self.store.run(run_id).await?;
+        let engine = match self.engines.engine_for(run.config.model.as_deref()).await {
+            Ok(engine) => engine,
+            Err(error) => {
+                let spec = run.config.model.as_deref().unwrap_or(&self.models().default).to_string();
+                let message = format!("cannot load the model {spec}: {error}");
+                self.emit_on(&updates, run_id, RunEvent::Log { message }).await?;
+                self.emit_on(&updates, run_id, RunEvent::Finished { status: RunStatus::Failed }).await?;
+                return Err(error.into());
+            }
+        };
+        let survey = Arc::clone(&self.survey);
+        let runner = Runner { store: self.store.clone(), survey, engine, cancel, updates };
+        Ok(runner.execute_stages(run_id, only).await?)
+    }
+
+    /// Stores an event and tells the followers.
+    pub async fn emit(&self, run_id: i64, event: RunEvent) -> Result<(), RunError> {
+        self.emit_on(&self.updates, run_id, event).await
+    }
+
+    async fn emit_on(
+        &self,
+        updates: &broadcast::Sender<RunUpdate>,
+        run_id: i64,
+        event: RunEvent,
+    ) -> Result<(), RunError> {
+        let event_id = self.store.append_event(run_id, &event).await?;
+        // No follower is fine: the event is stored either way.
+        let _ = updates.send(RunUpdate { run_id, event_id, event });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
