@@ -45,7 +45,7 @@ clippy:
 	cargo clippy -p e2e --all-targets -- -D warnings
 
 rust-tests:
-	cargo test -p culturespa -p culturespa-engine -p shared
+	cargo test -p culturespa -p culturespa-engine -p shared -p frontend
 
 wasm:
 	trunk build --release

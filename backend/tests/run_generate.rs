@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use culturespa::engine::{CancelToken, Engine, EngineOptions};
 use culturespa::pipeline::generation_prompt::{example_rng, generation_prompt, seed_examples, select_examples};
-use culturespa::runs::{parse_run_file, validate_run, RunError};
 use culturespa::pipeline::runner::{derive_seed, Runner, RunnerError, SeedPurpose};
 use culturespa::pipeline::{GenerationExample, ImportError};
+use culturespa::runs::{parse_run_file, validate_run, RunError};
 use culturespa::store::{generated_set_name, GenerationAttempt, Store};
 use culturespa::survey::SurveyData;
 use shared::{

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use common::model;
 use culturespa::engine::{CancelToken, Engine, EngineOptions};
-use culturespa::runs::parse_run_file;
 use culturespa::pipeline::runner::{adapters_dir, Runner};
+use culturespa::runs::parse_run_file;
 use culturespa::server::open_store;
 use culturespa::store::{NewAnswer, WVS_SET};
 use culturespa::survey::SurveyData;

@@ -31,26 +31,3 @@ pub async fn send<B: serde::Serialize, T: DeserializeOwned>(
     }
     response.json::<T>().await.map_err(|error| format!("{url}: {error}"))
 }
-
-/// A query-string value, percent-encoded (everything but RFC 3986's unreserved characters).
-pub fn encode(value: &str) -> String {
-    let mut encoded = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
-
-/// `key=value&...` of the pairs whose value is not empty, values encoded.
-pub fn query_string(pairs: &[(&str, String)]) -> String {
-    pairs
-        .iter()
-        .filter(|(_, value)| !value.is_empty())
-        .map(|(key, value)| format!("{key}={}", encode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
-}

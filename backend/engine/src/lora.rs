@@ -74,7 +74,10 @@ impl LoraSettings {
             return invalid("target_modules", "name at least one module".into());
         }
         if let Some(unknown) = self.target_modules.iter().find(|m| !ALL_MODULES.contains(&m.as_str())) {
-            return invalid("target_modules", format!("unknown module {unknown:?} (known: {})", ALL_MODULES.join(", ")));
+            return invalid(
+                "target_modules",
+                format!("unknown module {unknown:?} (known: {})", ALL_MODULES.join(", ")),
+            );
         }
         Ok(())
     }

@@ -45,9 +45,10 @@ impl From<StoreError> for AppError {
 impl From<RunError> for AppError {
     fn from(error: RunError) -> Self {
         match error {
-            RunError::Invalid(_) | RunError::InvalidFile { .. } | RunError::RunFile(_) | RunError::ModelNotInstalled(_) => {
-                AppError::BadRequest(error.to_string())
-            }
+            RunError::Invalid(_)
+            | RunError::InvalidFile { .. }
+            | RunError::RunFile(_)
+            | RunError::ModelNotInstalled(_) => AppError::BadRequest(error.to_string()),
             RunError::NotRunning { .. } | RunError::Completed(_) | RunError::Imported(_) | RunError::Active(_) => {
                 AppError::Conflict(error.to_string())
             }

@@ -233,3 +233,33 @@ pub fn Heatmap(
         </svg>
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_steps_inside_the_domain() {
+        assert_eq!(ticks(0.0, 100.0, 5), [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
+        assert_eq!(ticks(-1.3, 1.3, 4), [-1.0, 0.0, 1.0]);
+        assert_eq!(ticks(0.0, 2.0, 4), [0.0, 0.5, 1.0, 1.5, 2.0]);
+        assert!(ticks(1.0, 1.0, 5).is_empty() && ticks(0.0, f64::NAN, 5).is_empty());
+    }
+
+    #[test]
+    fn a_linear_scale_maps_the_domain_ends_to_the_range_ends() {
+        let scale = Linear { domain: (0.0, 100.0), range: (300.0, 0.0) };
+        assert_eq!((scale.at(0.0), scale.at(25.0), scale.at(100.0)), (300.0, 225.0, 0.0));
+        assert_eq!(Linear { domain: (5.0, 5.0), range: (0.0, 10.0) }.at(5.0), 5.0);
+    }
+
+    #[test]
+    fn colour_scales_run_between_their_stops() {
+        assert_eq!(sequential_color(0.0), "#eff6ff");
+        assert_eq!(sequential_color(1.0), "#08306b");
+        assert_eq!(sequential_color(7.0), "#08306b");
+        assert_eq!(diverging_color(-1.0), "#b2182b");
+        assert_eq!(diverging_color(0.0), "#f7f7f7");
+        assert_eq!(diverging_color(1.0), "#2166ac");
+    }
+}

@@ -132,3 +132,25 @@ pub fn DataTableView(table: DataTable, class: &'static str) -> impl IntoView {
         </div>
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_what_rfc_4180_asks_and_json_keeps_numbers() {
+        let mut table = DataTable::new("scores", &["culture", "score"]);
+        table.rows.push(vec![Cell::text("Bolivia, \"BOL\""), Cell::Number(Some(61.5))]);
+        table.rows.push(vec![Cell::text("two\nlines"), Cell::Number(None)]);
+        assert_eq!(table.csv(), "culture,score\r\n\"Bolivia, \"\"BOL\"\"\",61.5\r\n\"two\nlines\",\r\n");
+        let rows: Vec<leptos::serde_json::Value> = leptos::serde_json::from_str(&table.json()).unwrap();
+        assert_eq!(rows[0]["score"], 61.5);
+        assert_eq!(rows[1]["score"], leptos::serde_json::Value::Null);
+        assert_eq!(rows[1]["culture"], "two\nlines");
+    }
+
+    #[test]
+    fn a_data_url_carries_the_payload_percent_encoded() {
+        assert_eq!(data_url("text/csv", "a,b\r\n"), "data:text/csv;charset=utf-8,a%2Cb%0D%0A");
+    }
+}

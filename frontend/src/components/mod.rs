@@ -1,34 +1,19 @@
-//! Pieces the pages share: SVG chart helpers, table downloads, the persona meter, URL query helpers.
+//! Pieces the pages share, one file each: SVG charts, table downloads, the persona meter, URLs,
+//! the loading view, the run picker's data, option labels and bars, review status labels, the
+//! reviewer's stored name.
 
 pub mod charts;
 pub mod download;
+pub mod loaded;
+pub mod options;
 pub mod persona_meter;
+pub mod review_status;
+pub mod reviewer;
+pub mod runs;
+pub mod url;
 
-/// Percent-encodes a URL query value or a data-URL payload: everything but unreserved characters.
-pub fn encode_uri_component(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            encoded.push(byte as char);
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
-
-/// `path?key=value&...` from the pairs that have a value (values encoded).
-pub fn url_with_query(path: &str, pairs: &[(&str, Option<String>)]) -> String {
-    let query: Vec<String> = pairs
-        .iter()
-        .filter_map(|(key, value)| Some(format!("{key}={}", encode_uri_component(value.as_deref()?))))
-        .collect();
-    if query.is_empty() {
-        path.to_string()
-    } else {
-        format!("{path}?{}", query.join("&"))
-    }
-}
+pub use loaded::loaded;
+pub use url::{encode_uri_component, query_string, url_with_query};
 
 /// A number with a fixed count of decimals, or a dash when there is none.
 pub fn format_number(value: Option<f64>, decimals: usize) -> String {

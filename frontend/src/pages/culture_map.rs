@@ -9,11 +9,11 @@ use leptos_router::NavigateOptions;
 use shared::analysis::{CultureMap, MapDimension, MapPersonas, MapPoint};
 
 use crate::api;
-use crate::app::loaded;
 use crate::components::charts::{ticks, Linear};
 use crate::components::download::{Cell, DataTable, DataTableView, Download};
+use crate::components::loaded;
+use crate::components::runs::{all_runs, default_run_id};
 use crate::components::url_with_query;
-use crate::pages::scores::{all_runs, default_run_id};
 
 const PAGE_PATH: &str = "/map";
 /// `run=none`: the human cultures alone.

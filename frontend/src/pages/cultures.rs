@@ -6,7 +6,7 @@ use shared::api::Page;
 use shared::{Culture, Region, Topic};
 
 use crate::api;
-use crate::app::loaded;
+use crate::components::loaded;
 use crate::pages::scores::ScoresSection;
 
 #[component]

@@ -9,8 +9,10 @@ use shared::review::InstanceItem;
 use shared::{Culture, Run, Topic};
 
 use crate::api;
-use crate::app::loaded;
-use crate::pages::review::{status_label, stored_reviewer_name};
+use crate::components::loaded;
+use crate::components::review_status::status_label;
+use crate::components::reviewer::stored_reviewer_name;
+use crate::components::{encode_uri_component, query_string};
 
 const PAGE_SIZE: u32 = 50;
 /// The URL parameters that filter; `offset` pages.
@@ -36,7 +38,7 @@ pub fn InstancesPage() -> impl IntoView {
     let api_filters = move || {
         let mut pairs = filters();
         pairs.push(("reviewer", stored_reviewer_name().unwrap_or_default()));
-        api::query_string(&pairs)
+        query_string(&pairs)
     };
     let instances = LocalResource::new(move || {
         let path = format!("/instances?limit={PAGE_SIZE}&offset={}&{}", offset(), api_filters());
@@ -52,12 +54,12 @@ pub fn InstancesPage() -> impl IntoView {
             .into_iter()
             .map(|(name, current)| if name == key { (name, value.clone()) } else { (name, current) })
             .collect();
-        navigate(&format!("/instances?{}", api::query_string(&pairs)), NavigateOptions::default());
+        navigate(&format!("/instances?{}", query_string(&pairs)), NavigateOptions::default());
     };
     let page_link = move |offset: u32| {
         let mut pairs = filters();
         pairs.push(("offset", if offset == 0 { String::new() } else { offset.to_string() }));
-        format!("/instances?{}", api::query_string(&pairs))
+        format!("/instances?{}", query_string(&pairs))
     };
     let download = move |format: &str| format!("/api/instances/download?format={format}&{}", api_filters());
 
@@ -190,7 +192,7 @@ pub fn InstancesPage() -> impl IntoView {
 #[component]
 fn InstanceRow(item: InstanceItem) -> impl IntoView {
     let instance = item.instance;
-    let question_href = format!("/questions/{}?run={}", api::encode(&instance.question_id), instance.run_id);
+    let question_href = format!("/questions/{}?run={}", encode_uri_component(&instance.question_id), instance.run_id);
     let review_href = format!("/review?run={}&instance={}", instance.run_id, instance.instance_id);
     let status = instance.review_status;
     let answer = |code: u32, text: Option<String>| match text {

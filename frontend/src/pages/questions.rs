@@ -6,7 +6,7 @@ use shared::api::Page;
 use shared::{Question, Topic};
 
 use crate::api;
-use crate::app::loaded;
+use crate::components::loaded;
 
 const PAGE_SIZE: u32 = 25;
 

@@ -9,11 +9,11 @@ use leptos_router::NavigateOptions;
 use shared::analysis::{CultureNeighbours, Neighbour, RelationKind, Relations};
 
 use crate::api;
-use crate::app::loaded;
 use crate::components::charts::{diverging_color, sequential_color, HeatCell, Heatmap};
 use crate::components::download::{Cell, DataTable, Download};
+use crate::components::loaded;
+use crate::components::runs::{all_runs, default_run_id};
 use crate::components::{encode_uri_component, format_number, url_with_query};
-use crate::pages::scores::{all_runs, default_run_id};
 
 const PAGE_PATH: &str = "/relations";
 const DIAGONAL_FILL: &str = "#cbd5e0";

@@ -14,7 +14,7 @@ use shared::{
 use wasm_bindgen::prelude::*;
 
 use crate::api;
-use crate::app::loaded;
+use crate::components::loaded;
 use crate::components::persona_meter::PersonaMeters;
 
 /// The stages a run can be launched with from the browser in this version.

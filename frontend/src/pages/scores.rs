@@ -8,12 +8,13 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
 use shared::analysis::{ReleasedScores, RunScores};
 use shared::api::Page;
-use shared::{Culture, CultureScore, Region, Run, Topic};
+use shared::{Culture, CultureScore, Region, Topic};
 
 use crate::api;
-use crate::app::loaded;
 use crate::components::charts::{dark_background, sequential_color, Bar, BarGroup, GroupedBarChart};
 use crate::components::download::{Cell, DataTable, Download};
+use crate::components::loaded;
+use crate::components::runs::{all_runs, default_run_id};
 use crate::components::{encode_uri_component, format_number, url_with_query};
 
 /// The scores page lives on the cultures page.
@@ -22,17 +23,6 @@ const PAGE_PATH: &str = "/";
 const SCORE_DOMAIN: (f64, f64) = (0.0, 100.0);
 /// Topic scores below this are the lightest colour (the paper's scores rarely go lower).
 const TOPIC_SCALE_MIN: f64 = 30.0;
-
-/// The run analyses look at when the URL names none: the oldest (the paper's release, run 1).
-pub async fn default_run_id() -> Result<i64, String> {
-    let runs = api::get::<Page<Run>>("/runs?limit=500").await?;
-    runs.items.iter().map(|run| run.run_id).min().ok_or_else(|| "No runs yet.".to_string())
-}
-
-/// The runs to choose from, newest first.
-pub async fn all_runs() -> Result<Vec<Run>, String> {
-    Ok(api::get::<Page<Run>>("/runs?limit=500").await?.items)
-}
 
 /// A column of the scores table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

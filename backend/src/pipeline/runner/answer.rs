@@ -20,7 +20,6 @@ use crate::store::{AnswerKey, NewAnswer, WVS_SET};
 /// Prompts per stored chunk: large enough to batch well, small enough that a kill loses little.
 pub const ANSWER_CHUNK: usize = 32;
 
-
 /// The run's settings in order: unaware once, then each culture-aware variant for each culture.
 fn settings(run: &Run, all_cultures: &[String]) -> Vec<(PromptVariant, Option<String>)> {
     let cultures = if run.config.cultures.is_empty() { all_cultures.to_vec() } else { run.config.cultures.clone() };
@@ -79,7 +78,6 @@ async fn run_questions(
     }
     Ok(questions)
 }
-
 
 pub(super) async fn answer_stage(
     runner: &Runner,
@@ -230,4 +228,3 @@ fn new_answer(
         raw_distribution: None,
     }
 }
-

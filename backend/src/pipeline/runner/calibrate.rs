@@ -16,8 +16,8 @@ use rand::SeedableRng;
 use sha2::{Digest, Sha256};
 use shared::{Calibration, Question, Run, RunEvent, Stage};
 
-use super::work::{render_prompt, StageAdapters, WorkItem};
 use super::score::{score_items, ScoreItem};
+use super::work::{render_prompt, StageAdapters, WorkItem};
 use super::{Runner, RunnerError};
 use crate::engine::AdapterChoice;
 use crate::pipeline::calibration::{
