@@ -2,6 +2,8 @@
 //! settings, culture relations and the culture map, on the paper's released Llama-3-8B answers
 //! (run 1) and on a hand-made scoring-mode run.
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -206,7 +208,7 @@ async fn run_relations_correlate_with_the_human_ones_and_their_difference_is_cel
     assert_eq!(model.country_codes, human.country_codes);
     let pearson = model.pearson_with_human.unwrap();
     println!("Pearson r, Llama-3-8B P1 (run 1) vs human culture similarity: {pearson:.4}");
-    assert!(pearson > 0.0 && pearson < 1.0, "{pearson}");
+    common::assert_reference("pearson_p1_vs_human_similarity", pearson);
     assert!(model.values.iter().enumerate().all(|(index, row)| row[index] == Some(100.0)));
 
     let difference: Relations = get_ok(&state, "/api/relations?source=difference:1").await;

@@ -59,3 +59,21 @@ impl Db {
         self.try_rows(sql).ok().and_then(|rows| rows.first()?.parse().ok()).unwrap_or(0)
     }
 }
+
+/// A documented figure from `data/reference_values.json`: `(value, precision)`.
+#[allow(dead_code)]
+pub fn reference_value(name: &str) -> (f64, f64) {
+    let text = include_str!("../../../data/reference_values.json");
+    let values: serde_json::Value = serde_json::from_str(text).expect("data/reference_values.json is JSON");
+    let entry = &values[name];
+    let number = |field: &str| entry[field].as_f64().unwrap_or_else(|| panic!("{name}.{field} in reference_values.json"));
+    (number("value"), number("precision"))
+}
+
+/// Asserts `actual` rounds to the documented figure `name` at its precision.
+#[allow(dead_code)]
+pub fn assert_reference(name: &str, actual: f64) {
+    let (value, precision) = reference_value(name);
+    let rounded = (actual / precision).round() * precision;
+    assert!((rounded - value).abs() < precision / 2.0, "{name}: {actual} rounds to {rounded}, documented {value}");
+}
