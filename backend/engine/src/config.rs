@@ -48,6 +48,26 @@ pub struct ModelConfig {
 
 impl ModelConfig {
     /// Checks the relations the forward pass relies on.
+    /// The factor the query rows of the fused qkv weight are stored multiplied by, 1/sqrt(head
+    /// dim): attention then needs no scaling, and an adapter's q update carries it too.
+    pub fn query_prescale(&self) -> f64 {
+        1.0 / (self.head_dim as f64).sqrt()
+    }
+
+    /// Input and output widths of a decoder module (PEFT's names: `q_proj` ... `down_proj`).
+    pub fn module_shape(&self, module: &str) -> (usize, usize) {
+        let (hidden, intermediate) = (self.hidden_size, self.intermediate_size);
+        let q_rows = self.num_heads * self.head_dim;
+        let kv_rows = self.num_kv_heads * self.head_dim;
+        match module {
+            "q_proj" => (hidden, q_rows),
+            "k_proj" | "v_proj" => (hidden, kv_rows),
+            "o_proj" => (q_rows, hidden),
+            "gate_proj" | "up_proj" => (hidden, intermediate),
+            _ => (intermediate, hidden), // down_proj
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         let invalid = |key: &str, reason: String| Err(EngineError::InvalidMetadata { key: key.to_string(), reason });
         if self.num_heads == 0 || self.num_kv_heads == 0 || self.num_layers == 0 {

@@ -23,6 +23,7 @@ pub mod loader;
 pub mod lora;
 pub mod model;
 pub mod probe;
+pub mod projection;
 pub mod rng;
 pub mod sampling;
 pub mod schedule;

@@ -4,9 +4,12 @@
 //! `...lora_B.weight` (`[out, rank]`); the update of a module is `(alpha / rank) · B A`
 //! (`alpha / sqrt(rank)` with rsLoRA).
 //!
-//! An adapter is applied to a model either unmerged (the low-rank products run beside the frozen
-//! weights, [`LlamaModel::with_adapter`]) or merged into a copy of the weights
-//! ([`LlamaModel::merged_with`], which keeps the fast fused CPU kernels).
+//! This module is the adapter's files and its trainable form, in terms of the model's shapes
+//! ([`ModelConfig`]) only. An adapter is applied to a model either unmerged (the low-rank products
+//! run beside the frozen weights, [`crate::LlamaModel::with_adapter`]) or merged into a copy of the
+//! weights ([`crate::LlamaModel::merged_with`], which keeps the fast fused CPU kernels); each
+//! projection does that itself ([`crate::projection::Projection`]) with what
+//! [`LoraAdapter::projection_adapter`] and [`LoraAdapter::projection_delta`] give it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -15,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use super::config::ModelConfig;
 use super::error::{EngineError, InvalidSetting, Result};
-use super::model::LlamaModel;
+use super::projection::{LoraDropout, LowRankUpdate, ProjectionAdapter};
 use super::rng::SeededRng;
 
 /// The seven linear modules of a decoder layer, in PEFT's names.
@@ -143,21 +147,6 @@ pub struct TrainableAdapter {
     pub vars: Vec<(usize, String, Var, Var)>,
 }
 
-/// Input and output widths of a module in `model`.
-fn module_shape(model: &LlamaModel, module: &str) -> (usize, usize) {
-    let config = model.config();
-    let (hidden, intermediate) = (config.hidden_size, config.intermediate_size);
-    let q_rows = config.num_heads * config.head_dim;
-    let kv_rows = config.num_kv_heads * config.head_dim;
-    match module {
-        "q_proj" => (hidden, q_rows),
-        "k_proj" | "v_proj" => (hidden, kv_rows),
-        "o_proj" => (q_rows, hidden),
-        "gate_proj" | "up_proj" => (hidden, intermediate),
-        _ => (intermediate, hidden), // down_proj
-    }
-}
-
 fn module_path(module: &str) -> &'static str {
     match module {
         "q_proj" | "k_proj" | "v_proj" | "o_proj" => "self_attn",
@@ -173,19 +162,24 @@ pub fn peft_tensor_name(layer: usize, module: &str, which: char) -> String {
 impl TrainableAdapter {
     /// A fresh adapter for `model`: `A` uniform in ±1/sqrt(in) (PEFT's Kaiming init), `B` = 0,
     /// so the adapted model starts equal to the base. Variables are f32 on the model's device.
-    pub fn init(model: &LlamaModel, settings: LoraSettings, seed: u64) -> Result<Self> {
-        Self::init_in(model, settings, seed, DType::F32)
+    pub fn init(config: &ModelConfig, device: &Device, settings: LoraSettings, seed: u64) -> Result<Self> {
+        Self::init_in(config, device, settings, seed, DType::F32)
     }
 
     /// As [`TrainableAdapter::init`], with variables of `dtype` (f64 for gradient checks).
-    pub fn init_in(model: &LlamaModel, settings: LoraSettings, seed: u64, dtype: DType) -> Result<Self> {
+    pub fn init_in(
+        config: &ModelConfig,
+        device: &Device,
+        settings: LoraSettings,
+        seed: u64,
+        dtype: DType,
+    ) -> Result<Self> {
         settings.validate()?;
         let mut rng = SeededRng::new(seed);
-        let device = model.device();
         let mut vars = Vec::new();
-        for layer in 0..model.config().num_layers {
+        for layer in 0..config.num_layers {
             for module in ALL_MODULES.iter().filter(|m| settings.target_modules.iter().any(|t| t == *m)) {
-                let (input, output) = module_shape(model, module);
+                let (input, output) = config.module_shape(module);
                 let bound = 1.0 / (input as f64).sqrt();
                 let values: Vec<f32> =
                     (0..settings.rank * input).map(|_| ((rng.next_unit() * 2.0 - 1.0) * bound) as f32).collect();
@@ -223,7 +217,7 @@ impl TrainableAdapter {
     }
 
     /// The adapter whose tensors are the variables themselves, so a forward pass through
-    /// [`LlamaModel::with_adapter`] records gradients for them.
+    /// [`crate::LlamaModel::with_adapter`] records gradients for them.
     pub fn as_adapter(&self, num_layers: usize) -> LoraAdapter {
         let mut layers = vec![BTreeMap::new(); num_layers];
         for (layer, module, a, b) in &self.vars {
@@ -238,16 +232,16 @@ impl TrainableAdapter {
 }
 
 impl LoraAdapter {
-    /// Checks that the adapter fits `model`: layer count, module shapes, rank.
-    pub fn check_fits(&self, model: &LlamaModel, path: Option<&Path>) -> Result<()> {
+    /// Checks that the adapter fits a model of `config`: layer count, module shapes, rank.
+    pub fn check_fits(&self, config: &ModelConfig, path: Option<&Path>) -> Result<()> {
         let invalid = |reason: String| EngineError::InvalidAdapter { path: path.map(Path::to_path_buf), reason };
-        let layers = model.config().num_layers;
+        let layers = config.num_layers;
         if self.layers.len() != layers {
             return Err(invalid(format!("it has {} layers, the model has {layers}", self.layers.len())));
         }
         for (layer, modules) in self.layers.iter().enumerate() {
             for (module, pair) in ALL_MODULES.iter().filter_map(|m| modules.get(*m).map(|pair| (*m, pair))) {
-                let (input, output) = module_shape(model, module);
+                let (input, output) = config.module_shape(module);
                 let rank = self.settings.rank;
                 let a_dims = pair.a.dims();
                 let b_dims = pair.b.dims();
@@ -260,6 +254,60 @@ impl LoraAdapter {
             }
         }
         Ok(())
+    }
+
+    /// The unmerged updates of the projection that stacks `modules` (in row order) in `layer`, for
+    /// a model of `config`; `None` when the adapter has none of them. The q rows of the fused
+    /// weight are stored pre-scaled ([`ModelConfig::query_prescale`]), and so is their update.
+    pub(crate) fn projection_adapter(
+        &self,
+        config: &ModelConfig,
+        layer: usize,
+        modules: &[&str],
+        dropout: Option<&LoraDropout>,
+    ) -> Option<ProjectionAdapter> {
+        let pairs = self.layers.get(layer)?;
+        let scale = self.settings.scale();
+        let parts: Vec<(usize, Option<LowRankUpdate>)> = modules
+            .iter()
+            .map(|module| {
+                let update = pairs.get(*module).map(|pair| LowRankUpdate {
+                    a: pair.a.clone(),
+                    b: pair.b.clone(),
+                    scale: scale * module_factor(config, module),
+                    dropout: dropout.cloned(),
+                });
+                (config.module_shape(module).1, update)
+            })
+            .collect();
+        parts.iter().any(|(_, update)| update.is_some()).then_some(ProjectionAdapter { parts })
+    }
+
+    /// The dense update `scale · B A` (f32, `[out, in]`) of the projection that stacks `modules`
+    /// in `layer`: zeros for a module the adapter leaves alone.
+    pub(crate) fn projection_delta(
+        &self,
+        config: &ModelConfig,
+        layer: usize,
+        modules: &[&str],
+        device: &Device,
+    ) -> Result<Tensor> {
+        let scale = self.settings.scale();
+        let mut deltas = Vec::with_capacity(modules.len());
+        for module in modules {
+            let delta = match self.layers.get(layer).and_then(|pairs| pairs.get(*module)) {
+                Some(pair) => {
+                    (pair.b.to_dtype(DType::F32)?.matmul(&pair.a.to_dtype(DType::F32)?)?
+                        * (scale * module_factor(config, module)))?
+                }
+                None => {
+                    let (input, output) = config.module_shape(module);
+                    Tensor::zeros((output, input), DType::F32, device)?
+                }
+            };
+            deltas.push(delta);
+        }
+        Ok(if deltas.len() == 1 { deltas.remove(0) } else { Tensor::cat(&deltas, 0)? })
     }
 
     /// Reads a PEFT adapter folder (ours or PEFT's own).
@@ -416,210 +464,22 @@ fn parse_peft_name(name: &str) -> Option<(usize, String, char)> {
     Some((layer, module.to_string(), which))
 }
 
-/// The low-rank updates of a (possibly fused) projection: one part per stacked module, in the
-/// order of the stacked rows; a module without an update contributes zeros.
-#[derive(Debug, Clone)]
-pub(super) struct ProjectionLora {
-    pub(super) parts: Vec<(usize, Option<LowRankUpdate>)>,
-}
-
-/// `Δy = scale · dropout(x) Aᵀ Bᵀ` with `A: [rank, in]`, `B: [out, rank]` (PEFT's lora_A / lora_B).
-#[derive(Debug, Clone)]
-pub(super) struct LowRankUpdate {
-    pub(super) a: Tensor,
-    pub(super) b: Tensor,
-    pub(super) scale: f64,
-    /// Inverted dropout on the input while training; `None` at inference.
-    pub(super) dropout: Option<LoraDropout>,
-}
-
-/// A dropout probability and the seeded generator its masks come from (shared by the updates of
-/// one forward pass, drawn in layer order, so a training step is reproducible).
-#[derive(Debug, Clone)]
-pub(super) struct LoraDropout {
-    pub(super) probability: f64,
-    pub(super) rng: std::sync::Arc<std::sync::Mutex<super::rng::SeededRng>>,
-}
-
-impl LowRankUpdate {
-    fn delta(&self, input: &Tensor) -> Result<Tensor> {
-        // The adapter may be kept in f32 while the base runs in bf16 (CUDA).
-        let x = input.to_dtype(self.a.dtype())?;
-        let x = match &self.dropout {
-            Some(dropout) => {
-                let keep = 1.0 - dropout.probability;
-                let (rows, width) = x.dims2()?;
-                let mut rng = dropout.rng.lock().map_err(|_| EngineError::WorkerPanicked)?;
-                let mask: Vec<f32> =
-                    (0..rows * width).map(|_| if rng.next_unit() < keep { (1.0 / keep) as f32 } else { 0.0 }).collect();
-                drop(rng);
-                let mask = Tensor::from_vec(mask, (rows, width), x.device())?.to_dtype(x.dtype())?;
-                (x * mask)?
-            }
-            None => x,
-        };
-        // The scale goes on the narrow [rows, rank] product, not on the wide output.
-        let delta = (x.matmul(&self.a.t()?)? * self.scale)?.matmul(&self.b.t()?)?;
-        Ok(delta.to_dtype(input.dtype())?)
+/// The factor of a module's update beyond the adapter's scale: the query rows carry the model's
+/// pre-scaling.
+fn module_factor(config: &ModelConfig, module: &str) -> f64 {
+    if module == "q_proj" {
+        config.query_prescale()
+    } else {
+        1.0
     }
 }
 
-impl ProjectionLora {
-    pub(super) fn delta(&self, input: &Tensor) -> Result<Tensor> {
-        if self.parts.len() > 1
-            && self.parts.iter().all(|(_, update)| update.as_ref().is_none_or(|u| u.dropout.is_none()))
-        {
-            return self.stacked_delta(input);
+/// A dropout for the updates of one forward pass, masks drawn from `seed` (training).
+pub(crate) fn lora_dropout(settings: &LoraSettings, seed: Option<u64>) -> Option<LoraDropout> {
+    match seed {
+        Some(seed) if settings.dropout > 0.0 => {
+            Some(LoraDropout { probability: settings.dropout, rng: Arc::new(Mutex::new(SeededRng::new(seed))) })
         }
-        let rows = input.dim(0)?;
-        let parts = self
-            .parts
-            .iter()
-            .map(|(width, update)| match update {
-                Some(update) => update.delta(input),
-                None => Ok(Tensor::zeros((rows, *width), input.dtype(), input.device())?),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(if parts.len() == 1 { parts.into_iter().next().expect("one part") } else { Tensor::cat(&parts, 1)? })
-    }
-
-    /// The updates of a fused projection as two GEMMs instead of two per part plus a
-    /// concatenation of wide outputs: `x [A₁; A₂; …]ᵀ` then a block-diagonal `[s₁B₁ ⊕ s₂B₂ ⊕ …]ᵀ`
-    /// (small matrices; a part without an update is a zero block).
-    fn stacked_delta(&self, input: &Tensor) -> Result<Tensor> {
-        let updates: Vec<&LowRankUpdate> = self.parts.iter().filter_map(|(_, update)| update.as_ref()).collect();
-        let first =
-            updates.first().ok_or_else(|| EngineError::InvalidBatch("a LoRA projection without updates".into()))?;
-        let (dtype, device) = (first.a.dtype(), first.a.device().clone());
-        let total_rank: usize = updates.iter().map(|u| u.a.dim(0)).sum::<candle_core::Result<usize>>()?;
-        let stacked_a = Tensor::cat(&updates.iter().map(|u| &u.a).collect::<Vec<_>>(), 0)?;
-        let mut blocks = Vec::with_capacity(self.parts.len());
-        let mut rank_before = 0;
-        for (width, update) in &self.parts {
-            let Some(update) = update else {
-                blocks.push(Tensor::zeros((*width, total_rank), dtype, &device)?);
-                continue;
-            };
-            let rank = update.a.dim(0)?;
-            let mut row = Vec::with_capacity(3);
-            if rank_before > 0 {
-                row.push(Tensor::zeros((*width, rank_before), dtype, &device)?);
-            }
-            row.push((&update.b * update.scale)?);
-            let rank_after = total_rank - rank_before - rank;
-            if rank_after > 0 {
-                row.push(Tensor::zeros((*width, rank_after), dtype, &device)?);
-            }
-            blocks.push(Tensor::cat(&row, 1)?);
-            rank_before += rank;
-        }
-        let stacked_b = Tensor::cat(&blocks, 0)?;
-        let x = input.to_dtype(dtype)?;
-        let delta = x.matmul(&stacked_a.t()?)?.matmul(&stacked_b.t()?)?;
-        Ok(delta.to_dtype(input.dtype())?)
-    }
-}
-
-impl LlamaModel {
-    /// A copy of the model that runs `adapter` beside its frozen weights (unmerged). It uses the
-    /// generic tensor path, so gradients reach the adapter's variables when training.
-    pub fn with_adapter(&self, adapter: &LoraAdapter) -> Result<LlamaModel> {
-        self.with_adapter_and_dropout(adapter, None)
-    }
-
-    /// As [`LlamaModel::with_adapter`], with the adapter's dropout on its inputs, masks drawn from
-    /// a generator seeded with `dropout_seed` (training); no dropout when `None`.
-    pub fn with_adapter_and_dropout(&self, adapter: &LoraAdapter, dropout_seed: Option<u64>) -> Result<LlamaModel> {
-        adapter.check_fits(self, None)?;
-        let scale = adapter.settings.scale();
-        let query_scale = 1.0 / (self.config.head_dim as f64).sqrt();
-        let widths = |module: &str| module_shape(self, module).1;
-        let dropout = match dropout_seed {
-            Some(seed) if adapter.settings.dropout > 0.0 => Some(LoraDropout {
-                probability: adapter.settings.dropout,
-                rng: Arc::new(Mutex::new(SeededRng::new(seed))),
-            }),
-            _ => None,
-        };
-        let update = |pairs: &BTreeMap<String, LoraPair>, module: &str, factor: f64| -> Option<LowRankUpdate> {
-            pairs.get(module).map(|pair| LowRankUpdate {
-                a: pair.a.clone(),
-                b: pair.b.clone(),
-                scale: scale * factor,
-                dropout: dropout.clone(),
-            })
-        };
-        let mut model = self.clone();
-        for (block, pairs) in model.blocks.iter_mut().zip(&adapter.layers) {
-            let attach = |parts: Vec<(usize, Option<LowRankUpdate>)>| {
-                parts.iter().any(|(_, u)| u.is_some()).then_some(ProjectionLora { parts })
-            };
-            // q rows of the fused qkv weight are pre-scaled by 1/sqrt(head_dim); so is their update.
-            block.qkv.lora = attach(vec![
-                (widths("q_proj"), update(pairs, "q_proj", query_scale)),
-                (widths("k_proj"), update(pairs, "k_proj", 1.0)),
-                (widths("v_proj"), update(pairs, "v_proj", 1.0)),
-            ]);
-            block.gate_up.lora = attach(vec![
-                (widths("gate_proj"), update(pairs, "gate_proj", 1.0)),
-                (widths("up_proj"), update(pairs, "up_proj", 1.0)),
-            ]);
-            block.attention_output.lora = attach(vec![(widths("o_proj"), update(pairs, "o_proj", 1.0))]);
-            block.down.lora = attach(vec![(widths("down_proj"), update(pairs, "down_proj", 1.0))]);
-        }
-        model.set_cpu_kernels(false);
-        Ok(model)
-    }
-
-    /// A copy of the model with `adapter` merged into its weights (`W + scale · B A`): answers
-    /// cost what the base model's do, and the fused CPU kernels still apply.
-    pub fn merged_with(&self, adapter: &LoraAdapter) -> Result<LlamaModel> {
-        adapter.check_fits(self, None)?;
-        let scale = adapter.settings.scale();
-        let query_scale = 1.0 / (self.config.head_dim as f64).sqrt();
-        let dtype = self.dtype();
-        let mut model = self.clone();
-        let product =
-            |pairs: &BTreeMap<String, LoraPair>, module: &str, factor: f64, reference: &Tensor| -> Result<Tensor> {
-                match pairs.get(module) {
-                    Some(pair) => {
-                        Ok((pair.b.to_dtype(DType::F32)?.matmul(&pair.a.to_dtype(DType::F32)?)? * (scale * factor))?)
-                    }
-                    None => {
-                        let (input, output) = module_shape(self, module);
-                        Ok(Tensor::zeros((output, input), DType::F32, reference.device())?)
-                    }
-                }
-            };
-        for (block, pairs) in model.blocks.iter_mut().zip(&adapter.layers) {
-            let merge = |weight: &Tensor, deltas: Vec<Tensor>| -> Result<Tensor> {
-                let delta = if deltas.len() == 1 {
-                    deltas.into_iter().next().expect("one delta")
-                } else {
-                    Tensor::cat(&deltas, 0)?
-                };
-                Ok((weight.to_dtype(DType::F32)? + delta)?.to_dtype(dtype)?)
-            };
-            let w = &block.qkv.weight;
-            block.qkv.weight = merge(
-                w,
-                vec![
-                    product(pairs, "q_proj", query_scale, w)?,
-                    product(pairs, "k_proj", 1.0, w)?,
-                    product(pairs, "v_proj", 1.0, w)?,
-                ],
-            )?;
-            let w = &block.gate_up.weight;
-            block.gate_up.weight =
-                merge(w, vec![product(pairs, "gate_proj", 1.0, w)?, product(pairs, "up_proj", 1.0, w)?])?;
-            let w = &block.attention_output.weight;
-            block.attention_output.weight = merge(w, vec![product(pairs, "o_proj", 1.0, w)?])?;
-            let w = &block.down.weight;
-            block.down.weight = merge(w, vec![product(pairs, "down_proj", 1.0, w)?])?;
-        }
-        if self.uses_bf16() {
-            model.pack_bf16()?;
-        }
-        Ok(model)
+        _ => None,
     }
 }

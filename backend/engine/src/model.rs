@@ -3,16 +3,14 @@
 //! projections), share the key/value cache of their common prefix, and only the rows whose
 //! next-token distribution is wanted go through the last layer's MLP and the head.
 
-use std::sync::Arc;
-
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
-use super::amx::PackedBf16;
 use super::config::ModelConfig;
 use super::cpu_kernels::SequenceSpan;
 use super::error::{EngineError, Result};
-use super::lora::ProjectionLora;
+use super::lora::{lora_dropout, LoraAdapter};
+use super::projection::{frozen_matmul, Projection};
 
 /// Keys and values of every layer for a run of tokens, `[kv_heads, tokens, head_dim]` each.
 #[derive(Debug, Clone)]
@@ -62,43 +60,6 @@ pub struct ForwardOutput {
     pub cache: Option<KvCache>,
 }
 
-/// A linear layer `y = x Wᵀ + b` with `W: [out, in]`, plus an unmerged low-rank update when an
-/// adapter is applied.
-#[derive(Debug, Clone)]
-pub(super) struct Projection {
-    pub(super) weight: Tensor,
-    pub(super) bias: Option<Tensor>,
-    pub(super) lora: Option<ProjectionLora>,
-    /// The weight rounded to bf16 in AMX tile order, when the model runs its projections so
-    /// ([`LlamaModel::pack_bf16`]).
-    pub(super) bf16: Option<Arc<PackedBf16>>,
-}
-
-impl Projection {
-    pub(super) fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Projection { weight, bias, lora: None, bf16: None }
-    }
-
-    fn pack_bf16(&mut self) -> Result<()> {
-        let (n, k) = self.weight.dims2()?;
-        let weight = self.weight.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        self.bf16 = Some(Arc::new(PackedBf16::pack(&weight, n, k)?));
-        Ok(())
-    }
-
-    fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        let output = frozen_matmul(input, &self.weight)?;
-        let output = match &self.bias {
-            Some(bias) => output.broadcast_add(bias)?,
-            None => output,
-        };
-        match &self.lora {
-            Some(lora) => Ok((output + lora.delta(input)?)?),
-            None => Ok(output),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub(super) struct DecoderBlock {
     pub(super) attention_norm: Tensor,
@@ -109,6 +70,22 @@ pub(super) struct DecoderBlock {
     /// gate and up stacked row-wise (one GEMM).
     pub(super) gate_up: Projection,
     pub(super) down: Projection,
+}
+
+/// The PEFT modules each fused projection stacks, in row order.
+const QKV_MODULES: [&str; 3] = ["q_proj", "k_proj", "v_proj"];
+const GATE_UP_MODULES: [&str; 2] = ["gate_proj", "up_proj"];
+
+impl DecoderBlock {
+    /// The block's projections with the PEFT modules each stacks.
+    fn projections_mut(&mut self) -> [(&mut Projection, &'static [&'static str]); 4] {
+        [
+            (&mut self.qkv, &QKV_MODULES),
+            (&mut self.attention_output, &["o_proj"]),
+            (&mut self.gate_up, &GATE_UP_MODULES),
+            (&mut self.down, &["down_proj"]),
+        ]
+    }
 }
 
 /// Cosine and sine of the rotary angles per position, `[positions, head_dim / 2]`.
@@ -249,7 +226,7 @@ impl LlamaModel {
         let (hidden, head_dim) = (config.hidden_size, config.head_dim);
         let q_rows = config.num_heads * head_dim;
         let kv_rows = config.num_kv_heads * head_dim;
-        let query_scale = 1.0 / (head_dim as f64).sqrt();
+        let query_scale = config.query_prescale();
         let embeddings = get(&[config.vocab_size, hidden], "model.embed_tokens.weight")?;
         let mut blocks = Vec::with_capacity(config.num_layers);
         for layer in 0..config.num_layers {
@@ -332,7 +309,43 @@ impl LlamaModel {
 
     /// Whether the projections run in bf16 ([`Self::pack_bf16`]).
     pub fn uses_bf16(&self) -> bool {
-        self.blocks.first().is_some_and(|block| block.qkv.bf16.is_some())
+        self.blocks.first().is_some_and(|block| block.qkv.bf16().is_some())
+    }
+
+    /// A copy of the model that runs `adapter` beside its frozen weights (unmerged). It uses the
+    /// generic tensor path, so gradients reach the adapter's variables when training.
+    pub fn with_adapter(&self, adapter: &LoraAdapter) -> Result<LlamaModel> {
+        self.with_adapter_and_dropout(adapter, None)
+    }
+
+    /// As [`LlamaModel::with_adapter`], with the adapter's dropout on its inputs, masks drawn from
+    /// a generator seeded with `dropout_seed` (training); no dropout when `None`.
+    pub fn with_adapter_and_dropout(&self, adapter: &LoraAdapter, dropout_seed: Option<u64>) -> Result<LlamaModel> {
+        adapter.check_fits(&self.config, None)?;
+        let dropout = lora_dropout(&adapter.settings, dropout_seed);
+        let mut model = self.clone();
+        for (layer, block) in model.blocks.iter_mut().enumerate() {
+            for (projection, modules) in block.projections_mut() {
+                *projection =
+                    projection.with_adapter(adapter.projection_adapter(&self.config, layer, modules, dropout.as_ref()));
+            }
+        }
+        model.set_cpu_kernels(false);
+        Ok(model)
+    }
+
+    /// A copy of the model with `adapter` merged into its weights (`W + scale · B A`): answers
+    /// cost what the base model's do, and the fused CPU kernels still apply.
+    pub fn merged_with(&self, adapter: &LoraAdapter) -> Result<LlamaModel> {
+        adapter.check_fits(&self.config, None)?;
+        let mut model = self.clone();
+        for (layer, block) in model.blocks.iter_mut().enumerate() {
+            for (projection, modules) in block.projections_mut() {
+                let delta = adapter.projection_delta(&self.config, layer, modules, &self.device)?;
+                *projection = projection.merged(&delta)?;
+            }
+        }
+        Ok(model)
     }
 
     /// The output head `[vocab, hidden]` (the embeddings when tied).
@@ -377,7 +390,7 @@ impl LlamaModel {
         }
         let packing = Packing::new(past_len, sequences, &self.config)?;
         if self.cpu_kernels {
-            return self.forward_cpu(past, &packing, keep_cache);
+            return super::cpu_forward::forward_cpu(self, past, &packing, keep_cache);
         }
         self.forward_generic(past, &packing, keep_cache, false)
     }
@@ -393,7 +406,7 @@ impl LlamaModel {
         let mut packing = Packing::new(past_len, sequences, &self.config)?;
         packing.output_rows = (0..packing.tokens.len() as u32).collect();
         let output = if self.cpu_kernels {
-            self.forward_cpu(past, &packing, false)?
+            super::cpu_forward::forward_cpu(self, past, &packing, false)?
         } else {
             self.forward_generic(past, &packing, false, false)?
         };
@@ -591,56 +604,6 @@ impl LlamaModel {
             padded_len,
             total_rows: packing.tokens.len(),
         })
-    }
-}
-
-/// `input · weightᵀ` for a frozen weight (`[out, in]`). On the CPU in f32 it is a custom op whose
-/// backward pass computes the input's gradient only: candle's matmul backward also computes the
-/// weight's (a GEMM as large as the forward and a weight-sized buffer per layer), which LoRA
-/// training never uses. Elsewhere it is candle's matmul.
-fn frozen_matmul(input: &Tensor, weight: &Tensor) -> Result<Tensor> {
-    if !(input.device().is_cpu() && input.dtype() == DType::F32 && weight.dtype() == DType::F32 && input.rank() == 2) {
-        return Ok(input.matmul(&weight.t()?)?);
-    }
-    Ok(input.contiguous()?.apply_op1(FrozenLinear { weight: weight.contiguous()? })?)
-}
-
-struct FrozenLinear {
-    weight: Tensor,
-}
-
-impl candle_core::CustomOp1 for FrozenLinear {
-    fn name(&self) -> &'static str {
-        "frozen-linear"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &candle_core::CpuStorage,
-        layout: &candle_core::Layout,
-    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let fail = |what: &str| candle_core::Error::Msg(format!("frozen-linear: {what}"));
-        let candle_core::CpuStorage::F32(data) = storage else { return Err(fail("the input is not f32")) };
-        let (start, end) = layout.contiguous_offsets().ok_or_else(|| fail("the input is not contiguous"))?;
-        let (rows, k) = layout.shape().dims2()?;
-        let (weight_storage, weight_layout) = self.weight.storage_and_layout();
-        let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(weights)) = &*weight_storage else {
-            return Err(fail("the weight is not f32 on the CPU"));
-        };
-        let (w_start, w_end) =
-            weight_layout.contiguous_offsets().ok_or_else(|| fail("the weight is not contiguous"))?;
-        let (n, weight_k) = weight_layout.shape().dims2()?;
-        if weight_k != k {
-            return Err(fail(&format!("input width {k} but weight width {weight_k}")));
-        }
-        let mut output = vec![0f32; rows * n];
-        super::cpu_kernels::matmul_transposed(&mut output, false, &data[start..end], &weights[w_start..w_end], k)
-            .map_err(|e| fail(&e.to_string()))?;
-        Ok((candle_core::CpuStorage::F32(output), candle_core::Shape::from((rows, n))))
-    }
-
-    fn bwd(&self, _input: &Tensor, _output: &Tensor, output_grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(output_grad.matmul(&self.weight)?))
     }
 }
 

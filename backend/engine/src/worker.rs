@@ -465,7 +465,7 @@ impl Worker {
 
     fn load_adapter(&mut self, name: String, path: &std::path::Path) -> Result<AdapterInfo> {
         let adapter = LoraAdapter::load(path, self.loaded.model.device())?;
-        adapter.check_fits(&self.loaded.model, Some(path))?;
+        adapter.check_fits(self.loaded.model.config(), Some(path))?;
         let info = AdapterInfo {
             name: name.clone(),
             rank: adapter.settings.rank,

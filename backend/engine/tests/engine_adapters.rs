@@ -65,7 +65,8 @@ fn the_engine_answers_with_loaded_adapters_merged_or_not_and_trains_on_its_threa
     let loaded = default_model();
     let dir = tempfile::tempdir().unwrap();
     // A random adapter strong enough to move the answers.
-    let trainable = TrainableAdapter::init(&loaded.model, LoraSettings::default(), 5).unwrap();
+    let trainable =
+        TrainableAdapter::init(loaded.model.config(), loaded.model.device(), LoraSettings::default(), 5).unwrap();
     for (index, (_, _, _, b)) in trainable.vars.iter().enumerate() {
         let values = Tensor::randn(0f32, 0.02, b.shape(), &Device::Cpu).unwrap();
         b.set(&(values * if index % 2 == 0 { 1.0 } else { -1.0 }).unwrap()).unwrap();

@@ -60,7 +60,7 @@ fn bf16_projections_match_the_f32_path_to_bf16_precision() {
 #[test]
 fn merging_an_adapter_into_a_bf16_model_repacks_its_weights() {
     let (reference, bf16) = models(Architecture::Llama);
-    let adapter = TrainableAdapter::init(&reference, LoraSettings::default(), 5).unwrap();
+    let adapter = TrainableAdapter::init(reference.config(), reference.device(), LoraSettings::default(), 5).unwrap();
     randomize_b(&adapter, 13);
     let adapter = adapter.snapshot(2, None).unwrap();
     let tokens: Vec<u32> = (5..30).collect();

@@ -69,7 +69,8 @@ fn fused_gradients_equal_autograd_gradients() {
             let model = tiny_with(&weights, config.clone(), dtype);
             assert!(fused::supports(&model));
             for settings in [&all, &subset] {
-                let adapter = TrainableAdapter::init_in(&model, settings.clone(), 7, dtype).unwrap();
+                let adapter =
+                    TrainableAdapter::init_in(model.config(), model.device(), settings.clone(), 7, dtype).unwrap();
                 randomize_b(&adapter, 11);
                 let data = examples();
                 let batch: Vec<&TrainingExample> = data.iter().collect();
@@ -99,8 +100,14 @@ fn fused_gradients_equal_autograd_gradients() {
 fn fused_gradients_match_finite_differences() {
     let config = ModelConfig { architecture: Architecture::Qwen2, ..tiny_config() };
     let model = tiny_with(&random_weights(&config), config, DType::F64);
-    let adapter =
-        TrainableAdapter::init_in(&model, LoraSettings { rank: 2, ..LoraSettings::default() }, 5, DType::F64).unwrap();
+    let adapter = TrainableAdapter::init_in(
+        model.config(),
+        model.device(),
+        LoraSettings { rank: 2, ..LoraSettings::default() },
+        5,
+        DType::F64,
+    )
+    .unwrap();
     randomize_b(&adapter, 3);
     let data = examples();
     let batch: Vec<&TrainingExample> = data.iter().collect();

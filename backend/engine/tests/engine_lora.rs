@@ -27,7 +27,7 @@ fn max_difference(a: &[f32], b: &[f32]) -> f32 {
 fn gradients_match_finite_differences() {
     let model = tiny(DType::F64);
     let settings = LoraSettings { rank: 2, ..LoraSettings::default() };
-    let adapter = TrainableAdapter::init_in(&model, settings, 7, DType::F64).unwrap();
+    let adapter = TrainableAdapter::init_in(model.config(), model.device(), settings, 7, DType::F64).unwrap();
     randomize_b(&adapter, 11);
     let examples = [example(1, 6, 3), example(2, 4, 2)];
     let batch: Vec<&TrainingExample> = examples.iter().collect();
@@ -76,9 +76,14 @@ fn gradients_match_finite_differences() {
 fn the_f32_frozen_projection_backward_matches_the_f64_gradients() {
     let weights = random_weights(&tiny_config());
     let (model64, model32) = (tiny_from(&weights, DType::F64), tiny_from(&weights, DType::F32));
-    let adapter64 =
-        TrainableAdapter::init_in(&model64, LoraSettings { rank: 2, ..LoraSettings::default() }, 7, DType::F64)
-            .unwrap();
+    let adapter64 = TrainableAdapter::init_in(
+        model64.config(),
+        model64.device(),
+        LoraSettings { rank: 2, ..LoraSettings::default() },
+        7,
+        DType::F64,
+    )
+    .unwrap();
     randomize_b(&adapter64, 11);
     let adapter32 = TrainableAdapter::from_adapter(&adapter64.snapshot(2, None).unwrap()).unwrap();
     let examples = [example(1, 6, 3), example(2, 4, 2)];
@@ -115,7 +120,7 @@ fn the_f32_frozen_projection_backward_matches_the_f64_gradients() {
 #[test]
 fn a_fresh_adapter_leaves_the_model_unchanged_and_training_ops_match_inference_ops() {
     let model = tiny(DType::F32);
-    let adapter = TrainableAdapter::init(&model, LoraSettings::default(), 3).unwrap();
+    let adapter = TrainableAdapter::init(model.config(), model.device(), LoraSettings::default(), 3).unwrap();
     let tokens: Vec<u32> = (1..20).collect();
     let base = last_token_logits(&model, &tokens);
     let adapted = last_token_logits(&model.with_adapter(&adapter.as_adapter(2)).unwrap(), &tokens);
@@ -130,7 +135,7 @@ fn a_fresh_adapter_leaves_the_model_unchanged_and_training_ops_match_inference_o
 #[test]
 fn merged_and_unmerged_adapters_give_the_same_logits() {
     let model = tiny(DType::F32);
-    let adapter = TrainableAdapter::init(&model, LoraSettings::default(), 5).unwrap();
+    let adapter = TrainableAdapter::init(model.config(), model.device(), LoraSettings::default(), 5).unwrap();
     randomize_b(&adapter, 13);
     let adapter = adapter.snapshot(2, None).unwrap();
     let tokens: Vec<u32> = (3..30).collect();
@@ -152,7 +157,7 @@ fn merged_and_unmerged_adapters_give_the_same_logits() {
 #[test]
 fn adapters_round_trip_through_peft_files() {
     let model = tiny(DType::F32);
-    let trainable = TrainableAdapter::init(&model, LoraSettings::default(), 9).unwrap();
+    let trainable = TrainableAdapter::init(model.config(), model.device(), LoraSettings::default(), 9).unwrap();
     randomize_b(&trainable, 17);
     let adapter = trainable.snapshot(2, Some("tiny-llama".into())).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -226,20 +231,26 @@ fn adapters_that_do_not_fit_are_refused_with_the_shapes() {
         let varmap = random_weights(&config);
         LlamaModel::new(config, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap()
     };
-    let adapter = TrainableAdapter::init(&other, LoraSettings::default(), 1).unwrap().snapshot(2, None).unwrap();
+    let adapter = TrainableAdapter::init(other.config(), other.device(), LoraSettings::default(), 1)
+        .unwrap()
+        .snapshot(2, None)
+        .unwrap();
     let error = model.with_adapter(&adapter).unwrap_err().to_string();
     assert!(error.contains("layer 0 q_proj") && error.contains("[8, 48]") && error.contains("[8, 32]"), "{error}");
     assert!(model.merged_with(&adapter).is_err());
 
     let dir = tempfile::tempdir().unwrap();
-    let good = TrainableAdapter::init(&model, LoraSettings::default(), 1).unwrap().snapshot(2, None).unwrap();
+    let good = TrainableAdapter::init(model.config(), model.device(), LoraSettings::default(), 1)
+        .unwrap()
+        .snapshot(2, None)
+        .unwrap();
     good.save(dir.path()).unwrap();
     // A rank in the config that the tensors do not have.
     let config_path = dir.path().join("adapter_config.json");
     let text = std::fs::read_to_string(&config_path).unwrap().replace("\"r\": 8", "\"r\": 4");
     std::fs::write(&config_path, text).unwrap();
     let loaded = LoraAdapter::load(dir.path(), &Device::Cpu).unwrap();
-    let error = loaded.check_fits(&model, Some(dir.path())).unwrap_err().to_string();
+    let error = loaded.check_fits(model.config(), Some(dir.path())).unwrap_err().to_string();
     assert!(error.contains("rank 4") && error.contains(&dir.path().display().to_string()), "{error}");
     // A missing half.
     let mut tensors =

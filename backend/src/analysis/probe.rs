@@ -29,7 +29,7 @@ pub fn probe_model(model: &Path, adapters: &[PathBuf], device: DeviceKind) -> Re
     let loaded = load_model(model, device)?;
     let mut reports = vec![run_probe(&loaded, None, PROBE_TEXT, &questions)?];
     for (name, adapter, dir) in &adapters {
-        adapter.check_fits(&loaded.model, Some(dir))?;
+        adapter.check_fits(loaded.model.config(), Some(dir))?;
         reports.push(run_probe(&loaded, Some((name, adapter)), PROBE_TEXT, &questions)?);
     }
     Ok(reports)

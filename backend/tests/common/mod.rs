@@ -66,7 +66,8 @@ pub fn reference_value(name: &str) -> (f64, f64) {
     let text = include_str!("../../../data/reference_values.json");
     let values: serde_json::Value = serde_json::from_str(text).expect("data/reference_values.json is JSON");
     let entry = &values[name];
-    let number = |field: &str| entry[field].as_f64().unwrap_or_else(|| panic!("{name}.{field} in reference_values.json"));
+    let number =
+        |field: &str| entry[field].as_f64().unwrap_or_else(|| panic!("{name}.{field} in reference_values.json"));
     (number("value"), number("precision"))
 }
 

@@ -305,12 +305,12 @@ impl<'a> ModelHosts<'a> {
             .map(|block| {
                 Ok([
                     Some(Host::of(&block.attention_norm)?),
-                    Some(Host::of(&block.qkv.weight)?),
-                    block.qkv.bias.as_ref().map(Host::of).transpose()?,
-                    Some(Host::of(&block.attention_output.weight)?),
+                    Some(Host::of(block.qkv.weight())?),
+                    block.qkv.bias().map(Host::of).transpose()?,
+                    Some(Host::of(block.attention_output.weight())?),
                     Some(Host::of(&block.mlp_norm)?),
-                    Some(Host::of(&block.gate_up.weight)?),
-                    Some(Host::of(&block.down.weight)?),
+                    Some(Host::of(block.gate_up.weight())?),
+                    Some(Host::of(block.down.weight())?),
                 ])
             })
             .collect::<Result<Vec<_>>>()?;
@@ -332,7 +332,7 @@ impl<'a> ModelHosts<'a> {
 
     fn layers<T: Real>(&self, model: &LlamaModel, adapter: &TrainableAdapter) -> Result<Vec<LayerWeights<'_, T>>> {
         let scale = adapter.settings.scale();
-        let query_scale = 1.0 / (model.config().head_dim as f64).sqrt();
+        let query_scale = model.config().query_prescale();
         let rank = adapter.settings.rank;
         let mut layers = self
             .blocks

@@ -258,14 +258,14 @@ pub fn train(
                 )));
             }
             let saved = LoraAdapter::load(&dir, model.device())?;
-            saved.check_fits(model, Some(&dir))?;
+            saved.check_fits(model.config(), Some(&dir))?;
             let adapter = TrainableAdapter::from_adapter(&saved)?;
             let optimizer = load_optimizer(&dir.join(OPTIMIZER_FILE), &adapter, &state, settings)?;
             let step = state.step;
             (adapter, optimizer, state, Some(step))
         }
         None => {
-            let adapter = TrainableAdapter::init(model, settings.lora.clone(), settings.seed)?;
+            let adapter = TrainableAdapter::init(model.config(), model.device(), settings.lora.clone(), settings.seed)?;
             let optimizer = AdamW::new(&parameters(&adapter), settings.weight_decay)?;
             let state = TrainerState {
                 step: 0,
