@@ -222,7 +222,7 @@ pub fn measure_gemm_ceiling(
     rows_tried: &[usize],
     bf16: bool,
 ) -> Result<Option<GemmCeiling>> {
-    let slices = crate::cpu_forward::projection_slices(model)?;
+    let slices = model.projection_slices()?;
     let projections: Vec<(&[f32], usize)> = slices.iter().map(|(slice, k)| (slice.data(), *k)).collect();
     if projections.is_empty() || rows_tried.is_empty() {
         return Ok(None);

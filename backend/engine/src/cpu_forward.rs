@@ -10,8 +10,8 @@ use super::amx::matmul_transposed_bf16;
 use super::cpu_kernels::{
     add_bias, attention, matmul_transposed, rms_norm, rope_in_place, swiglu, AttentionShape, SharedPast,
 };
+use super::decoder::{DecoderWeights, ForwardOutput, KvCache, Packing};
 use super::error::{EngineError, Result};
-use super::model::{ForwardOutput, KvCache, LlamaModel, Packing};
 use super::projection::Projection;
 
 /// A contiguous f32 CPU tensor's data, borrowed for the duration of a pass.
@@ -42,11 +42,11 @@ impl<'a> HostSlice<'a> {
 
 /// The weights of every projection GEMM of a forward pass (fused q/k/v, o, fused gate/up,
 /// down; each `[out, in]`) with their input width, for benchmarks of those shapes.
-pub(crate) fn projection_slices(model: &LlamaModel) -> Result<Vec<(HostSlice<'_>, usize)>> {
-    let config = &model.config;
+pub(crate) fn projection_slices(model: DecoderWeights<'_>) -> Result<Vec<(HostSlice<'_>, usize)>> {
+    let config = model.config;
     let q_width = config.num_heads * config.head_dim;
     let mut slices = Vec::with_capacity(4 * model.blocks.len());
-    for block in &model.blocks {
+    for block in model.blocks {
         slices.push((HostSlice::of(block.qkv.weight(), "qkv")?, config.hidden_size));
         slices.push((HostSlice::of(block.attention_output.weight(), "the attention output")?, q_width));
         slices.push((HostSlice::of(block.gate_up.weight(), "gate/up")?, config.hidden_size));
@@ -56,12 +56,12 @@ pub(crate) fn projection_slices(model: &LlamaModel) -> Result<Vec<(HostSlice<'_>
 }
 
 pub(super) fn forward_cpu(
-    model: &LlamaModel,
+    model: DecoderWeights<'_>,
     past: Option<&KvCache>,
     packing: &Packing,
     keep_cache: bool,
 ) -> Result<ForwardOutput> {
-    let config = &model.config;
+    let config = model.config;
     let (hidden, intermediate) = (config.hidden_size, config.intermediate_size);
     let shape = AttentionShape { heads: config.num_heads, kv_heads: config.num_kv_heads, head_dim: config.head_dim };
     let q_width = shape.heads * shape.head_dim;
@@ -71,7 +71,7 @@ pub(super) fn forward_cpu(
     let rows = packing.tokens.len();
     let output_rows: Vec<usize> = packing.output_rows.iter().map(|&r| r as usize).collect();
 
-    let embeddings = HostSlice::of(&model.embeddings, "the embeddings")?;
+    let embeddings = HostSlice::of(model.embeddings, "the embeddings")?;
     let mut residual = vec![0.0f32; rows * hidden];
     for (row, &token) in residual.chunks_exact_mut(hidden).zip(&packing.tokens) {
         let token = token as usize;
@@ -141,7 +141,7 @@ pub(super) fn forward_cpu(
     }
     SCRATCH.with(|cell| cell.set(scratch));
     let mut final_hidden = vec![0.0f32; live_rows * hidden];
-    rms_norm(&residual, HostSlice::of(&model.final_norm, "the final norm")?.data(), eps, &mut final_hidden);
+    rms_norm(&residual, HostSlice::of(model.final_norm, "the final norm")?.data(), eps, &mut final_hidden);
     let hidden_states = Tensor::from_vec(final_hidden, (live_rows, hidden), &Device::Cpu)?;
     let cache = keep_cache.then(|| KvCache { layers: new_layers, len: past.map_or(0, KvCache::len) + rows });
     Ok(ForwardOutput { hidden: hidden_states, cache })

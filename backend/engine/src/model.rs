@@ -7,122 +7,14 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::ModelConfig;
+use super::cpu_forward::{self, HostSlice};
 use super::cpu_kernels::SequenceSpan;
+use super::decoder::{DecoderBlock, DecoderWeights, Packing, RotaryTables};
 use super::error::{EngineError, Result};
 use super::lora::{lora_dropout, LoraAdapter};
 use super::projection::{frozen_matmul, Projection};
 
-/// Keys and values of every layer for a run of tokens, `[kv_heads, tokens, head_dim]` each.
-#[derive(Debug, Clone)]
-pub struct KvCache {
-    pub(super) layers: Vec<(Tensor, Tensor)>,
-    pub(super) len: usize,
-}
-
-impl KvCache {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The cache of the first `len` tokens; keys of a token depend only on the tokens before it.
-    pub fn truncated(&self, len: usize) -> Result<Option<KvCache>> {
-        if len == 0 {
-            return Ok(None);
-        }
-        let len = len.min(self.len);
-        let layers = self
-            .layers
-            .iter()
-            .map(|(keys, values)| Ok((keys.narrow(1, 0, len)?.contiguous()?, values.narrow(1, 0, len)?.contiguous()?)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Some(KvCache { layers, len }))
-    }
-}
-
-/// One sequence of a batch: the tokens after the shared past, and optional branch tokens that
-/// each continue the whole sequence on their own (siblings that do not see each other).
-#[derive(Debug, Clone, Copy)]
-pub struct SequenceInput<'a> {
-    pub tokens: &'a [u32],
-    pub branch_tokens: &'a [u32],
-}
-
-/// The final hidden states (after the last norm) of the output rows: per sequence, its last
-/// token then its branch tokens, in order.
-#[derive(Debug)]
-pub struct ForwardOutput {
-    pub hidden: Tensor,
-    /// The past extended with the new tokens; only for a single sequence without branches.
-    pub cache: Option<KvCache>,
-}
-
-#[derive(Debug, Clone)]
-pub(super) struct DecoderBlock {
-    pub(super) attention_norm: Tensor,
-    /// q, k and v stacked row-wise (one GEMM); q rows pre-scaled by 1/sqrt(head_dim).
-    pub(super) qkv: Projection,
-    pub(super) attention_output: Projection,
-    pub(super) mlp_norm: Tensor,
-    /// gate and up stacked row-wise (one GEMM).
-    pub(super) gate_up: Projection,
-    pub(super) down: Projection,
-}
-
-/// The PEFT modules each fused projection stacks, in row order.
-const QKV_MODULES: [&str; 3] = ["q_proj", "k_proj", "v_proj"];
-const GATE_UP_MODULES: [&str; 2] = ["gate_proj", "up_proj"];
-
-impl DecoderBlock {
-    /// The block's projections with the PEFT modules each stacks.
-    fn projections_mut(&mut self) -> [(&mut Projection, &'static [&'static str]); 4] {
-        [
-            (&mut self.qkv, &QKV_MODULES),
-            (&mut self.attention_output, &["o_proj"]),
-            (&mut self.gate_up, &GATE_UP_MODULES),
-            (&mut self.down, &["down_proj"]),
-        ]
-    }
-}
-
-/// Cosine and sine of the rotary angles per position, `[positions, head_dim / 2]`.
-#[derive(Debug, Clone)]
-pub(super) struct RotaryTables {
-    pub(super) cos: Tensor,
-    pub(super) sin: Tensor,
-}
-
-impl RotaryTables {
-    fn new(config: &ModelConfig, dtype: DType, device: &Device) -> Result<Self> {
-        let half = config.head_dim / 2;
-        let inverse_frequencies: Vec<f64> = (0..half)
-            .map(|i| {
-                let base = 1.0 / config.rope_theta.powf(2.0 * i as f64 / config.head_dim as f64);
-                match &config.rope_freq_factors {
-                    Some(factors) => base / f64::from(factors[i]),
-                    None => base,
-                }
-            })
-            .collect();
-        let positions = config.context_length;
-        let mut cos = Vec::with_capacity(positions * half);
-        let mut sin = Vec::with_capacity(positions * half);
-        for position in 0..positions {
-            for frequency in &inverse_frequencies {
-                let angle = position as f64 * frequency;
-                cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
-            }
-        }
-        let table = |values: Vec<f32>| -> Result<Tensor> {
-            Ok(Tensor::from_vec(values, (positions, half), &Device::Cpu)?.to_dtype(dtype)?.to_device(device)?)
-        };
-        Ok(RotaryTables { cos: table(cos)?, sin: table(sin)? })
-    }
-}
+pub use super::decoder::{ForwardOutput, KvCache, SequenceInput};
 
 /// A llama-family decoder with its weights.
 #[derive(Debug, Clone)]
@@ -137,51 +29,6 @@ pub struct LlamaModel {
     pub(super) rotary: RotaryTables,
     /// Run the fused f32 CPU kernels instead of generic tensor ops (CPU + f32 only).
     cpu_kernels: bool,
-}
-
-/// The rows of one batch laid end to end: tokens, their positions, where each sequence is, and
-/// which rows' hidden states are returned.
-pub(super) struct Packing {
-    pub(super) tokens: Vec<u32>,
-    pub(super) positions: Vec<u32>,
-    pub(super) spans: Vec<SequenceSpan>,
-    pub(super) output_rows: Vec<u32>,
-}
-
-impl Packing {
-    pub(super) fn new(past_len: usize, sequences: &[SequenceInput], config: &ModelConfig) -> Result<Self> {
-        if sequences.is_empty() || sequences.iter().any(|s| s.tokens.is_empty()) {
-            return Err(EngineError::InvalidBatch("every sequence needs at least one token".into()));
-        }
-        let mut packing =
-            Packing { tokens: Vec::new(), positions: Vec::new(), spans: Vec::new(), output_rows: Vec::new() };
-        for sequence in sequences {
-            let main_len = sequence.tokens.len();
-            let start = packing.tokens.len();
-            let branch_position = past_len + main_len;
-            let furthest = branch_position + usize::from(!sequence.branch_tokens.is_empty());
-            if furthest > config.context_length {
-                return Err(EngineError::InvalidBatch(format!(
-                    "{furthest} tokens do not fit the context of {}",
-                    config.context_length
-                )));
-            }
-            if let Some(id) =
-                sequence.tokens.iter().chain(sequence.branch_tokens).find(|&&id| id as usize >= config.vocab_size)
-            {
-                return Err(EngineError::InvalidBatch(format!("token id {id} is outside the vocabulary")));
-            }
-            packing.tokens.extend_from_slice(sequence.tokens);
-            packing.tokens.extend_from_slice(sequence.branch_tokens);
-            packing.positions.extend((past_len..branch_position).map(|p| p as u32));
-            packing.positions.extend(sequence.branch_tokens.iter().map(|_| branch_position as u32));
-            let span = SequenceSpan { start, main_len, branch_len: sequence.branch_tokens.len() };
-            packing.output_rows.push((start + main_len - 1) as u32);
-            packing.output_rows.extend((start + main_len..start + span.len()).map(|row| row as u32));
-            packing.spans.push(span);
-        }
-        Ok(packing)
-    }
 }
 
 /// What every layer of one forward pass shares.
@@ -348,6 +195,23 @@ impl LlamaModel {
         Ok(model)
     }
 
+    /// The weights a forward pass reads.
+    fn weights(&self) -> DecoderWeights<'_> {
+        DecoderWeights {
+            config: &self.config,
+            embeddings: &self.embeddings,
+            blocks: &self.blocks,
+            final_norm: &self.final_norm,
+            rotary: &self.rotary,
+        }
+    }
+
+    /// The weights of every projection GEMM of a forward pass with their input widths (for
+    /// benchmarks of those shapes).
+    pub(crate) fn projection_slices(&self) -> Result<Vec<(HostSlice<'_>, usize)>> {
+        cpu_forward::projection_slices(self.weights())
+    }
+
     /// The output head `[vocab, hidden]` (the embeddings when tied).
     pub(crate) fn head_weight(&self) -> &Tensor {
         &self.lm_head
@@ -390,7 +254,7 @@ impl LlamaModel {
         }
         let packing = Packing::new(past_len, sequences, &self.config)?;
         if self.cpu_kernels {
-            return super::cpu_forward::forward_cpu(self, past, &packing, keep_cache);
+            return cpu_forward::forward_cpu(self.weights(), past, &packing, keep_cache);
         }
         self.forward_generic(past, &packing, keep_cache, false)
     }
@@ -406,7 +270,7 @@ impl LlamaModel {
         let mut packing = Packing::new(past_len, sequences, &self.config)?;
         packing.output_rows = (0..packing.tokens.len() as u32).collect();
         let output = if self.cpu_kernels {
-            super::cpu_forward::forward_cpu(self, past, &packing, false)?
+            cpu_forward::forward_cpu(self.weights(), past, &packing, false)?
         } else {
             self.forward_generic(past, &packing, false, false)?
         };

@@ -3,130 +3,27 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use serde::Serialize;
-
 use super::batch::{BatchLimits, PrefixCache};
 use super::chat_template::ChatTemplate;
 use super::cloze::{score_cloze, ClozePrompt};
-use super::config::ModelConfig;
 use super::error::{EngineError, Result};
-use super::loader::{load_model, DeviceKind, LoadedModel};
+use super::loader::{load_model, LoadedModel};
 use super::lora::LoraAdapter;
 use super::model::LlamaModel;
-use super::sampling::{generate, Generation, GenerationPrompt, SamplingParams};
-use super::scoring::{OptionScores, ScoreCounters, ScorePrompt, ScoreReport, Scorer};
-use super::train::{prepare_examples, train, SftRecord, TrainingOutcome, TrainingProgress, TrainingSettings};
+use super::sampling::{generate, GenerationPrompt, SamplingParams};
+use super::scoring::{ScoreCounters, ScorePrompt, ScoreReport, Scorer};
+use super::train::{prepare_examples, train, TrainingOutcome, TrainingProgress};
 
-/// How to start an engine.
-#[derive(Debug, Clone)]
-pub struct EngineOptions {
-    pub model_path: PathBuf,
-    pub device: DeviceKind,
-    pub batch_limits: BatchLimits,
-    /// Run the projections as bf16 GEMMs (AMX tiles where the CPU has them) instead of f32.
-    pub bf16_projections: bool,
-}
-
-impl EngineOptions {
-    pub fn new(model_path: impl Into<PathBuf>) -> Self {
-        EngineOptions {
-            model_path: model_path.into(),
-            device: DeviceKind::Cpu,
-            batch_limits: BatchLimits::default(),
-            bf16_projections: false,
-        }
-    }
-}
-
-/// A shared flag that asks a running job to stop at its next batch or token.
-#[derive(Debug, Clone, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
-
-impl CancelToken {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// Progress of a scoring job after each batch, with that batch's scores.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ScoreProgress {
-    pub completed: usize,
-    pub total: usize,
-    pub tokens_evaluated: usize,
-    /// Index of the first prompt in `scores`.
-    pub first_index: usize,
-    pub scores: Vec<OptionScores>,
-}
-
-/// Progress of a sampling job after each reply.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GenerationProgress {
-    pub completed: usize,
-    pub total: usize,
-    pub index: usize,
-    pub generation: Generation,
-}
-
-/// The result of a scoring job.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ScoreOutcome {
-    pub scores: Vec<OptionScores>,
-    pub counters: ScoreCounters,
-    /// How the batches looked and how busy the workers were.
-    pub report: ScoreReport,
-    pub seconds: f64,
-}
-
-/// The result of a sampling job.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GenerationOutcome {
-    pub generations: Vec<Generation>,
-    pub tokens_evaluated: usize,
-    pub seconds: f64,
-}
-
-pub type ScoreProgressFn = Box<dyn FnMut(ScoreProgress) + Send>;
-pub type TrainingProgressFn = Box<dyn FnMut(TrainingProgress) + Send>;
-
-/// Which loaded adapter a job answers with, and how: merged into a copy of the weights (fast,
-/// the fused CPU kernels apply) or unmerged beside them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct AdapterChoice {
-    pub name: String,
-    pub merged: bool,
-}
-
-/// What a loaded adapter is.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AdapterInfo {
-    pub name: String,
-    pub rank: usize,
-    pub alpha: f64,
-    pub target_modules: Vec<String>,
-}
-
-/// A training job: SFT records, how to train, where the adapter goes.
-#[derive(Debug, Clone)]
-pub struct TrainingRequest {
-    pub records: Vec<SftRecord>,
-    pub settings: TrainingSettings,
-    pub out_dir: PathBuf,
-}
-pub type GenerationProgressFn = Box<dyn FnMut(GenerationProgress) + Send>;
+pub use super::jobs::{
+    AdapterChoice, AdapterInfo, CancelToken, EngineOptions, GenerationOutcome, GenerationProgress,
+    GenerationProgressFn, Job, ModelInfo, ScoreOutcome, ScoreProgress, ScoreProgressFn, TrainingProgressFn,
+    TrainingRequest,
+};
 
 enum Request {
     ScoreCloze {
@@ -162,45 +59,6 @@ enum Request {
         cancel: CancelToken,
         reply: mpsc::Sender<Result<TrainingOutcome>>,
     },
-}
-
-/// A submitted job: wait for its result or cancel it.
-#[derive(Debug)]
-pub struct Job<T> {
-    result: mpsc::Receiver<Result<T>>,
-    cancel: CancelToken,
-}
-
-impl<T> Job<T> {
-    pub fn cancel(&self) {
-        self.cancel.cancel();
-    }
-
-    pub fn cancel_token(&self) -> CancelToken {
-        self.cancel.clone()
-    }
-
-    /// Blocks until the job ends (use `spawn_blocking` from async code).
-    pub fn wait(self) -> Result<T> {
-        self.result.recv().map_err(|_| EngineError::EngineStopped)?
-    }
-
-    /// The result if the job has ended.
-    pub fn try_wait(&self) -> Option<Result<T>> {
-        match self.result.try_recv() {
-            Ok(result) => Some(result),
-            Err(mpsc::TryRecvError::Empty) => None,
-            Err(mpsc::TryRecvError::Disconnected) => Some(Err(EngineError::EngineStopped)),
-        }
-    }
-}
-
-/// What the engine's model is, for callers that do not hold it.
-#[derive(Debug, Clone)]
-pub struct ModelInfo {
-    pub source: PathBuf,
-    pub config: ModelConfig,
-    pub chat_template: Option<Arc<ChatTemplate>>,
 }
 
 /// A handle to the engine thread; dropping it stops the thread after the current job.

@@ -9,6 +9,7 @@
 
 mod data;
 pub mod fused;
+mod fused_parts;
 mod kernels;
 mod loss;
 mod optimizer;
