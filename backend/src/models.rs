@@ -179,15 +179,26 @@ pub struct ModelSource {
     pub default: String,
     /// Engines run their projections as bf16 GEMMs on AMX tiles (`--amx`) instead of f32.
     pub bf16_projections: bool,
+    /// The fused CPU kernels forced on or off (`--cpu-kernels`); `None`: the build's choice.
+    pub cpu_kernels: Option<bool>,
 }
 
 impl ModelSource {
     pub fn new(models_dir: impl Into<PathBuf>, default: impl Into<String>) -> Result<Self, ModelError> {
-        Ok(ModelSource { registry: ModelRegistry::new(models_dir)?, default: default.into(), bf16_projections: false })
+        Ok(ModelSource {
+            registry: ModelRegistry::new(models_dir)?,
+            default: default.into(),
+            bf16_projections: false,
+            cpu_kernels: None,
+        })
     }
 
     pub fn with_bf16_projections(self, bf16_projections: bool) -> Self {
         ModelSource { bf16_projections, ..self }
+    }
+
+    pub fn with_cpu_kernels(self, cpu_kernels: Option<bool>) -> Self {
+        ModelSource { cpu_kernels, ..self }
     }
 
     /// How an engine for the model at `path` is started: the one place both the server's runner
@@ -195,6 +206,7 @@ impl ModelSource {
     pub fn engine_options(&self, path: &std::path::Path) -> crate::engine::EngineOptions {
         crate::engine::EngineOptions {
             bf16_projections: self.bf16_projections,
+            cpu_kernels: self.cpu_kernels,
             ..crate::engine::EngineOptions::new(path)
         }
     }

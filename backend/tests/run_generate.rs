@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::{culturespa, model, Db};
+use common::{culturespa, kill_at_commit, model, Db};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use culturespa::engine::{CancelToken, Engine, EngineOptions};
 use culturespa::pipeline::generation_prompt::{example_rng, generation_prompt, seed_examples, select_examples};
@@ -340,8 +340,8 @@ fn a_real_generate_run_records_every_reply_and_a_killed_one_resumes_to_the_same_
     let read = whole_db.count(READ_SQL);
     assert_eq!(skipped + read, replies);
     eprintln!("the default model: {read} of {replies} replies held a question ({skipped} skipped)");
-    // The 135M default model rarely writes the JSON asked for, least of all in 40 tokens.
-    assert!(skipped > 0, "no reply was skipped");
+    // How many replies the model got right is the model's business (parsing and skipping are
+    // tested with stored replies above); every skip is accounted for whatever their number.
 
     // Each skip is reported in the log, and the counts the stage reports are the stored ones.
     let events = whole_db.rows(EVENTS_SQL);
@@ -357,24 +357,13 @@ fn a_real_generate_run_records_every_reply_and_a_killed_one_resumes_to_the_same_
     let nothing_kept = events.iter().any(|event| event.contains("Generate: no question was kept"));
     assert_eq!(nothing_kept, kept == 0, "{events:#?}");
 
-    // The same run killed once a reply is stored, then finished with `culturespa generate`.
+    // The same run killed once its first reply is stored, then finished with `culturespa generate`.
     let killed = work.path().join("killed");
-    let mut child = culturespa(&killed).args(["run", "--config"]).arg(&run_file).stderr(Stdio::null()).spawn().unwrap();
+    let mut command = culturespa(&killed);
+    command.args(["run", "--config"]).arg(&run_file);
+    kill_at_commit(command, 1, work.path(), RUN_TIMEOUT);
     let killed_db = Db::of(&killed);
-    let started = Instant::now();
-    loop {
-        let stored = killed_db.count(ATTEMPT_COUNT_SQL);
-        if stored > 0 {
-            assert!(stored < replies, "the run finished before it could be killed");
-            child.kill().unwrap();
-            break;
-        }
-        assert!(started.elapsed() < RUN_TIMEOUT, "no reply was stored in time");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait().unwrap();
-    let partial = killed_db.count(ATTEMPT_COUNT_SQL);
-    assert!(partial > 0 && partial < replies, "{partial} replies after the kill");
+    assert_eq!(killed_db.count(ATTEMPT_COUNT_SQL), 1, "one reply stored at the kill");
     assert_ne!(killed_db.rows(RUN_STATUS_SQL), ["completed"]);
 
     let status = culturespa(&killed).args(["generate", "--run", RUN_ID]).stderr(Stdio::null()).status().unwrap();

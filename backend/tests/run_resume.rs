@@ -1,11 +1,13 @@
 //! A small real run on CPU with the default model: killed in the middle and resumed, it ends with
-//! exactly the answers and instances of a run that was never interrupted.
+//! exactly the answers and instances of a run that was never interrupted. It runs on the release
+//! path (the fused CPU kernels, `--cpu-kernels on`), which debug builds leave off by default.
 
 mod common;
 
-use common::{culturespa, Db};
+use common::{kill_at_commit, Db};
+use culturespa::pipeline::runner::ANSWER_CHUNK;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const RUN_FILE: &str = r#"
 name = "resume test"
@@ -31,6 +33,13 @@ const INSTANCES_SQL: &str =
 const ANSWER_COUNT_SQL: &str = "SELECT CAST(COUNT(*) AS TEXT) FROM answers WHERE run_id = 2";
 const RUN_STATUS_SQL: &str = "SELECT status FROM runs WHERE run_id = 2";
 
+/// The `culturespa` binary with the fused CPU kernels on, as release builds run them.
+fn on_release_path(data_dir: &std::path::Path) -> std::process::Command {
+    let mut command = common::culturespa(data_dir);
+    command.env("CULTURESPA_CPU_KERNELS", "on");
+    command
+}
+
 #[test]
 fn a_killed_run_resumes_to_the_same_answers_as_an_uninterrupted_one() {
     let work = tempfile::tempdir().unwrap();
@@ -38,32 +47,24 @@ fn a_killed_run_resumes_to_the_same_answers_as_an_uninterrupted_one() {
     std::fs::write(&run_file, RUN_FILE).unwrap();
 
     let whole = work.path().join("whole");
-    let status = culturespa(&whole).args(["run", "--config"]).arg(&run_file).stderr(Stdio::null()).status().unwrap();
+    let status =
+        on_release_path(&whole).args(["run", "--config"]).arg(&run_file).stderr(Stdio::null()).status().unwrap();
     assert!(status.success());
     let whole_db = Db::of(&whole);
     assert_eq!(whole_db.count(ANSWER_COUNT_SQL), EXPECTED_ANSWERS);
     assert_eq!(whole_db.rows(RUN_STATUS_SQL), ["completed"]);
 
     let killed = work.path().join("killed");
-    let mut child = culturespa(&killed).args(["run", "--config"]).arg(&run_file).stderr(Stdio::null()).spawn().unwrap();
+    // Killed once its first chunk of answers is stored (the runner pauses there for the kill).
+    let mut command = on_release_path(&killed);
+    command.args(["run", "--config"]).arg(&run_file);
+    kill_at_commit(command, 1, work.path(), RUN_TIMEOUT);
     let killed_db = Db::of(&killed);
-    let started = Instant::now();
-    loop {
-        let stored = killed_db.count(ANSWER_COUNT_SQL);
-        if stored > 0 {
-            assert!(stored < EXPECTED_ANSWERS, "the run finished before it could be killed");
-            child.kill().unwrap();
-            break;
-        }
-        assert!(started.elapsed() < RUN_TIMEOUT, "no answer was stored in time");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait().unwrap();
-    let partial = killed_db.count(ANSWER_COUNT_SQL);
-    assert!(partial > 0 && partial < EXPECTED_ANSWERS, "{partial} answers after the kill");
+    assert_eq!(killed_db.count(ANSWER_COUNT_SQL), ANSWER_CHUNK, "one chunk of answers after the kill");
+    assert_ne!(killed_db.rows(RUN_STATUS_SQL), ["completed"]);
 
     let status =
-        culturespa(&killed).args(["run", "--resume", &RUN_ID.to_string()]).stderr(Stdio::null()).status().unwrap();
+        on_release_path(&killed).args(["run", "--resume", &RUN_ID.to_string()]).stderr(Stdio::null()).status().unwrap();
     assert!(status.success());
     assert_eq!(killed_db.rows(RUN_STATUS_SQL), ["completed"]);
     assert_eq!(killed_db.rows(ANSWERS_SQL), whole_db.rows(ANSWERS_SQL));

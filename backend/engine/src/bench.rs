@@ -159,6 +159,7 @@ pub fn run_score_bench(options: &ScoreBenchOptions, out: impl Write + Send + 'st
         device: options.device,
         batch_limits: options.batch_limits,
         bf16_projections: options.bf16_projections,
+        cpu_kernels: None,
     })?;
     let ids: Vec<String> = prompts.iter().map(|p| p.id.clone()).collect();
     let count = prompts.len();

@@ -24,6 +24,9 @@ pub struct EngineOptions {
     pub batch_limits: BatchLimits,
     /// Run the projections as bf16 GEMMs (AMX tiles where the CPU has them) instead of f32.
     pub bf16_projections: bool,
+    /// The fused f32 CPU kernels on or off; `None` keeps the build's choice (on in release
+    /// builds, off in debug builds, where they would be checked line by line).
+    pub cpu_kernels: Option<bool>,
 }
 
 impl EngineOptions {
@@ -33,6 +36,7 @@ impl EngineOptions {
             device: DeviceKind::Cpu,
             batch_limits: BatchLimits::default(),
             bf16_projections: false,
+            cpu_kernels: None,
         }
     }
 }
@@ -159,4 +163,6 @@ pub struct ModelInfo {
     pub source: PathBuf,
     pub config: ModelConfig,
     pub chat_template: Option<Arc<ChatTemplate>>,
+    /// Whether the base model runs on the fused CPU kernels (the release path).
+    pub cpu_kernels: bool,
 }

@@ -84,6 +84,9 @@ impl Engine {
             .spawn(move || {
                 let loaded = load_model(&options.model_path, options.device)
                     .and_then(|mut loaded| {
+                        if let Some(cpu_kernels) = options.cpu_kernels {
+                            loaded.model.set_cpu_kernels(cpu_kernels);
+                        }
                         if options.bf16_projections {
                             loaded.model.pack_bf16()?;
                         }
@@ -262,6 +265,7 @@ impl Worker {
             source: loaded.source.clone(),
             config: loaded.model.config().clone(),
             chat_template: loaded.chat_template.clone().map(Arc::new),
+            cpu_kernels: loaded.model.uses_cpu_kernels(),
         };
         let worker =
             Worker { loaded, scorer, prefix_cache: PrefixCache::default(), adapters: HashMap::new(), adapted: None };

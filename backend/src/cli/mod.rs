@@ -29,6 +29,18 @@ pub struct Globals {
     /// commands, `bench score`); f32 (the reference) otherwise. A portable loop stands in where the CPU lacks AMX.
     #[arg(long, global = true, env = "CULTURESPA_AMX")]
     pub amx: bool,
+    /// Force the fused f32 CPU kernels on or off (`on`, `off`); by default release builds use
+    /// them and debug builds the generic tensor path.
+    #[arg(long, global = true, env = "CULTURESPA_CPU_KERNELS", value_parser = parse_on_off)]
+    pub cpu_kernels: Option<bool>,
+}
+
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("'{other}': on or off")),
+    }
 }
 
 impl Globals {
@@ -38,7 +50,9 @@ impl Globals {
 
     /// The models runs may name, `default` for those that name none.
     pub fn model_source(&self, default: impl Into<String>) -> anyhow::Result<culturespa::models::ModelSource> {
-        Ok(culturespa::models::ModelSource::new(&self.models_dir, default)?.with_bf16_projections(self.amx))
+        Ok(culturespa::models::ModelSource::new(&self.models_dir, default)?
+            .with_bf16_projections(self.amx)
+            .with_cpu_kernels(self.cpu_kernels))
     }
 
     /// A model named as people name them (catalogue name, a model of the folder, a path) → its file.

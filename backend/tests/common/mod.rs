@@ -30,6 +30,30 @@ pub fn culturespa(data_dir: &Path) -> Command {
     command
 }
 
+/// Runs `command` with the runner's pause hook at its `after_commits`-th commit of stored work,
+/// waits until it is paused there and kills it: the kill falls at that stored-progress point
+/// however fast or slow the engine is. Fails when the command ends first or takes `timeout`.
+pub fn kill_at_commit(mut command: Command, after_commits: u64, pause_dir: &Path, timeout: std::time::Duration) {
+    use culturespa::pipeline::runner::{PAUSE_AFTER_COMMITS, PAUSE_FILE};
+    let file = pause_dir.join(format!("paused-at-{after_commits}"));
+    let mut child = command
+        .env(PAUSE_AFTER_COMMITS, after_commits.to_string())
+        .env(PAUSE_FILE, &file)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !file.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the command ended ({status}) before its commit {after_commits}");
+        }
+        assert!(started.elapsed() < timeout, "commit {after_commits} was not reached in {timeout:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// Reads a run's database the way the server does, through sqlx, read-only.
 pub struct Db(PathBuf);
 

@@ -126,6 +126,7 @@ pub(super) async fn answer_stage(
         let event = runner.emit_in(&mut transaction, run_id, RunEvent::Progress { stage, done, total }).await?;
         transaction.commit().await?;
         runner.publish(run_id, event.0, event.1);
+        super::pause::after_commit();
     }
     runner.emit(run_id, RunEvent::StageFinished { stage }).await
 }

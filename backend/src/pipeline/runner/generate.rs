@@ -224,6 +224,7 @@ pub(super) async fn generate_stage(runner: &Runner, run: &Run) -> Result<(), Run
                 for (event_id, event) in events {
                     runner.publish(run_id, event_id, event);
                 }
+                super::pause::after_commit();
 
                 if let Ok((question, options)) = record.parsed {
                     state.generated.push(GenerationExample { question, options });

@@ -8,6 +8,7 @@ mod calibrate;
 mod collect;
 mod export;
 mod generate;
+mod pause;
 mod score;
 mod terminal;
 mod train;
@@ -26,6 +27,7 @@ use crate::survey::SurveyData;
 pub use answer::ANSWER_CHUNK;
 pub use export::sft_dir;
 pub use generate::{derive_seed, SeedPurpose};
+pub use pause::{PAUSE_AFTER_COMMITS, PAUSE_FILE};
 pub use terminal::show_progress;
 pub use train::{adapters_dir, training_settings, JOINT_ADAPTER};
 
