@@ -308,12 +308,38 @@ pub fn Reviewing(reviewer: String, open_mode: bool, collaborator: bool) -> impl 
             }
             .into_any()
         })}
+        <EditBox
+            editing=editing
+            edit_text=edit_text
+            edit_input=edit_input
+            on_save=Callback::new(move |text: String| decide(ReviewDecision::Accept, Some(text)))
+        />
+        <ActionBar
+            note=note
+            on_decide=Callback::new(move |decision: ReviewDecision| decide(decision, None))
+            on_edit=Callback::new(move |()| start_edit())
+            on_skip=Callback::new(move |()| skip())
+            on_undo=Callback::new(move |()| undo())
+        />
+        {collaborator.then(|| view! { <AgreementPanel run_id=Signal::derive(run_id) refresh=refresh /> })}
+    }
+}
+
+/// The edited answer's form (opened with `e`; Enter saves it as an accepted edit, Esc closes).
+#[component]
+fn EditBox(
+    editing: RwSignal<bool>,
+    edit_text: RwSignal<String>,
+    edit_input: NodeRef<html::Input>,
+    on_save: Callback<String>,
+) -> impl IntoView {
+    view! {
         <div class="edit-box" class:open=move || editing.get()>
             <form on:submit=move |event| {
                 event.prevent_default();
                 let text = edit_text.get_untracked().trim().to_string();
                 if !text.is_empty() {
-                    decide(ReviewDecision::Accept, Some(text));
+                    on_save.run(text);
                 }
             }>
                 <label>"Edited answer " <input name="edited_output" node_ref=edit_input bind:value=edit_text /></label>
@@ -321,17 +347,29 @@ pub fn Reviewing(reviewer: String, open_mode: bool, collaborator: bool) -> impl 
                 <button type="button" on:click=move |_| editing.set(false)>"Cancel (Esc)"</button>
             </form>
         </div>
+    }
+}
+
+/// The note and the decision buttons, each with its key.
+#[component]
+fn ActionBar(
+    note: RwSignal<String>,
+    on_decide: Callback<ReviewDecision>,
+    on_edit: Callback<()>,
+    on_skip: Callback<()>,
+    on_undo: Callback<()>,
+) -> impl IntoView {
+    view! {
         <div class="review-actions">
             <input class="note" name="note" placeholder="Note (optional)" bind:value=note />
             <div class="buttons">
-                <button class="accept" on:click=move |_| decide(ReviewDecision::Accept, None)>"Accept " <kbd>"a"</kbd></button>
-                <button class="reject" on:click=move |_| decide(ReviewDecision::Reject, None)>"Reject " <kbd>"x"</kbd></button>
-                <button on:click=move |_| start_edit()>"Edit " <kbd>"e"</kbd></button>
-                <button class="flag" on:click=move |_| decide(ReviewDecision::FlagStereotype, None)>"Flag stereotype " <kbd>"f"</kbd></button>
-                <button on:click=move |_| skip()>"Skip " <kbd>"space"</kbd></button>
-                <button on:click=move |_| undo()>"Undo " <kbd>"⌫"</kbd></button>
+                <button class="accept" on:click=move |_| on_decide.run(ReviewDecision::Accept)>"Accept " <kbd>"a"</kbd></button>
+                <button class="reject" on:click=move |_| on_decide.run(ReviewDecision::Reject)>"Reject " <kbd>"x"</kbd></button>
+                <button on:click=move |_| on_edit.run(())>"Edit " <kbd>"e"</kbd></button>
+                <button class="flag" on:click=move |_| on_decide.run(ReviewDecision::FlagStereotype)>"Flag stereotype " <kbd>"f"</kbd></button>
+                <button on:click=move |_| on_skip.run(())>"Skip " <kbd>"space"</kbd></button>
+                <button on:click=move |_| on_undo.run(())>"Undo " <kbd>"⌫"</kbd></button>
             </div>
         </div>
-        {collaborator.then(|| view! { <AgreementPanel run_id=Signal::derive(run_id) refresh=refresh /> })}
     }
 }
