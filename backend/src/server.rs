@@ -55,6 +55,52 @@ pub struct ServeOptions {
     pub static_dir: Option<PathBuf>,
     /// The models runs can name, and the one of runs that name none.
     pub models: crate::models::ModelSource,
+    /// Serve in open mode (no accounts: anyone may launch runs and review) on an address other
+    /// than loopback; refused without it.
+    pub open: bool,
+    /// Session cookies are `Secure` (the server is reached over HTTPS).
+    pub secure_cookies: bool,
+}
+
+/// Open mode (no account yet) is for one machine: on any other address the server wants an
+/// account, or `--open` said so on purpose.
+fn check_open_mode(addr: SocketAddr, accounts: usize, open: bool) -> anyhow::Result<()> {
+    if accounts > 0 || addr.ip().is_loopback() {
+        return Ok(());
+    }
+    if !open {
+        anyhow::bail!(
+            "{addr} is not a loopback address and there is no account, so anyone who reaches it could start runs \
+             and review under any name. Add an account first (`culturespa users add NAME --role admin \
+             --password-stdin`), or pass --open to serve in open mode anyway"
+        );
+    }
+    tracing::warn!(%addr, "serving in OPEN mode beyond loopback: anyone who reaches it can start runs and review");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM. Runs in flight stop with the process: what they stored is
+/// whole (every chunk commits with its progress), and the next start resumes them.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
 }
 
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
@@ -67,14 +113,36 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         }
         present
     });
-    let router = app(AppState::new(survey, store, static_dir, options.models));
+    check_open_mode(options.addr, store.users().await?.len(), options.open)?;
+    let state = AppState::new(survey, store, static_dir, options.models).with_secure_cookies(options.secure_cookies);
+    let resumed = state.runs.resume_interrupted().await?;
+    if !resumed.is_empty() {
+        tracing::info!(?resumed, "resuming the runs the last server left in flight");
+    }
+    let router = app(state);
     let listener =
         tokio::net::TcpListener::bind(options.addr).await.with_context(|| format!("binding {}", options.addr))?;
     tracing::info!("CultureSPA Studio on http://{}", listener.local_addr()?);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+    // With the client's address, for the login rate limit.
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_mode_is_for_loopback_unless_asked_for() {
+        let loopback: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let everywhere: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert!(check_open_mode(loopback, 0, false).is_ok());
+        assert!(check_open_mode("[::1]:8080".parse().unwrap(), 0, false).is_ok());
+        let refused = check_open_mode(everywhere, 0, false).unwrap_err().to_string();
+        assert!(refused.contains("users add") && refused.contains("--open"), "{refused}");
+        assert!(check_open_mode(everywhere, 0, true).is_ok());
+        assert!(check_open_mode(everywhere, 1, false).is_ok());
+    }
 }

@@ -143,3 +143,36 @@ async fn the_imported_release_cannot_be_resumed() {
     let (status, body) = call(&state, Method::POST, "/api/runs/1/resume", None).await;
     assert_eq!(status, StatusCode::CONFLICT, "{}", String::from_utf8_lossy(&body));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_left_in_flight_by_a_dead_server_are_resumed_at_start_and_complete() {
+    let (state, _dir) = state().await;
+    let mut config: shared::RunConfig = serde_json::from_value(small_run("left running")).unwrap();
+    config.cultures = vec!["USA".into()];
+    config.questions_per_topic = 1;
+    config.stages = vec![shared::Stage::Answer];
+    let run = state.store.create_run(&config, &shared::RunOrigin::Local).await.unwrap();
+    // The server died in the run's Answer stage: the stage started, nothing finished.
+    let started = RunEvent::StageStarted { stage: shared::Stage::Answer, total: 2 };
+    state.store.append_event(run.run_id, &started).await.unwrap();
+    assert_eq!(state.store.run(run.run_id).await.unwrap().status, RunStatus::Running);
+
+    // At start: the imported release (completed) is left alone, the run is queued again.
+    assert_eq!(state.runs.resume_interrupted().await.unwrap(), [run.run_id]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        match state.store.run(run.run_id).await.unwrap().status {
+            RunStatus::Completed => break,
+            RunStatus::Failed | RunStatus::Cancelled => panic!("{:?}", state.store.events(run.run_id, 0).await),
+            _ => {}
+        }
+        assert!(std::time::Instant::now() < deadline, "the resumed run did not complete");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events = state.store.events(run.run_id, 0).await.unwrap();
+    let told = events.iter().any(|(_, event)| {
+        matches!(event, RunEvent::Log { message } if message.starts_with("the server stopped while this run was in flight"))
+    });
+    assert!(told, "{events:?}");
+    assert_eq!(state.store.answer_counts(run.run_id).await.unwrap().0, 2, "1 question × (unaware + USA)");
+}

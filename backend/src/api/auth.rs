@@ -11,6 +11,7 @@ use axum::response::{AppendHeaders, IntoResponse};
 use axum::Json;
 use shared::auth::{AccessMode, Login, Me, User};
 
+use super::login_limits::{login_keys, ClientAddress};
 use super::{AppError, AppState};
 use crate::auth::{hash_password, new_session_token, token_digest, verify_password};
 
@@ -67,6 +68,14 @@ impl Viewer {
         }
     }
 
+    /// Any logged-in user (and anyone in open mode): annotators and up read the reviews.
+    pub fn require_annotator(&self) -> Result<(), AppError> {
+        match self {
+            Viewer::Open | Viewer::User(_) => Ok(()),
+            Viewer::Anonymous => Err(AppError::Unauthorized("log in to see the reviews".to_string())),
+        }
+    }
+
     /// Collaborators and admins (and anyone in open mode) see agreement and change settings.
     pub fn require_collaborator(&self) -> Result<(), AppError> {
         match self {
@@ -108,9 +117,20 @@ fn session_token(headers: &HeaderMap) -> Option<String> {
         .filter(|token| !token.is_empty())
 }
 
-fn session_cookie(token: &str, max_age_seconds: u32) -> Result<HeaderValue, AppError> {
+/// Whether the session cookie is `Secure`: the server was told it is served over HTTPS, or the
+/// proxy in front of it says this request came so (`X-Forwarded-Proto: https`).
+fn secure(state: &AppState, headers: &HeaderMap) -> bool {
+    state.secure_cookies
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+}
+
+fn session_cookie(token: &str, max_age_seconds: u32, secure: bool) -> Result<HeaderValue, AppError> {
+    let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_seconds}"
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_seconds}{secure}"
     ))
     .map_err(|_| AppError::BadRequest("the session token is not a valid cookie value".to_string()))
 }
@@ -119,13 +139,20 @@ pub async fn me(viewer: Viewer) -> Json<Me> {
     Json(viewer.me())
 }
 
-pub async fn login(State(state): State<AppState>, Json(login): Json<Login>) -> Result<impl IntoResponse, AppError> {
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    Json(login): Json<Login>,
+) -> Result<impl IntoResponse, AppError> {
     if !state.store.has_users().await? {
         return Err(AppError::BadRequest(
             "no user account exists: the server runs in open local mode (add one with `culturespa users add`)"
                 .to_string(),
         ));
     }
+    let keys = login_keys(&login.username, address);
+    state.login_limits.check(&keys)?;
     let credentials = state.store.credentials(login.username.trim()).await?;
     let known_hash = credentials.as_ref().map(|credentials| credentials.password_hash.clone());
     let password = login.password;
@@ -136,11 +163,13 @@ pub async fn login(State(state): State<AppState>, Json(login): Json<Login>) -> R
     .await
     .map_err(|error| AppError::Internal(format!("verifying the password: {error}")))?;
     let Some(credentials) = credentials.filter(|_| verified) else {
+        state.login_limits.failed(&keys);
         return Err(AppError::Unauthorized("wrong username or password".to_string()));
     };
+    state.login_limits.succeeded(&keys);
     let token = new_session_token();
     state.store.create_session(credentials.user_id, &token_digest(&token), SESSION_DAYS).await?;
-    let cookie = session_cookie(&token, SESSION_DAYS * SECONDS_PER_DAY)?;
+    let cookie = session_cookie(&token, SESSION_DAYS * SECONDS_PER_DAY, secure(&state, &headers))?;
     Ok((AppendHeaders([(SET_COOKIE, cookie)]), Json(Viewer::User(credentials.user).me())))
 }
 
@@ -149,5 +178,5 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result
         state.store.delete_session(&token_digest(&token)).await?;
     }
     let mode = if state.store.has_users().await? { AccessMode::Accounts } else { AccessMode::Open };
-    Ok((AppendHeaders([(SET_COOKIE, session_cookie("", 0)?)]), Json(Me { mode, user: None })))
+    Ok((AppendHeaders([(SET_COOKIE, session_cookie("", 0, secure(&state, &headers))?)]), Json(Me { mode, user: None })))
 }

@@ -23,6 +23,9 @@ pub enum AppError {
     Forbidden(String),
     #[error("{0}")]
     Conflict(String),
+    /// Too many attempts or too much queued work: try again later.
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("{0}")]
     Internal(String),
     #[error(transparent)]
@@ -52,6 +55,7 @@ impl From<RunError> for AppError {
             RunError::NotRunning { .. } | RunError::Completed(_) | RunError::Imported(_) | RunError::Active(_) => {
                 AppError::Conflict(error.to_string())
             }
+            RunError::QueueFull(_) => AppError::TooManyRequests(error.to_string()),
             RunError::Store(error) => error.into(),
             RunError::Runner(error) => AppError::Internal(error.to_string()),
         }
@@ -66,15 +70,60 @@ impl IntoResponse for AppError {
             AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            AppError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             AppError::Store(_) | AppError::Analysis(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
-        let message = error_chain(&self);
-        if status.is_server_error() {
-            tracing::error!(error = %message, "request failed");
-        }
+        let message = if status.is_server_error() {
+            // The details (a driver's text, a path) stay in the log, under an id the body gives.
+            let request = next_error_id();
+            tracing::error!(request, error = %error_chain(&self), "request failed");
+            format!("internal error (request {request}); the server's log has the details")
+        } else {
+            error_chain(&self)
+        };
         (status, Json(ErrorBody { error: kind.to_string(), message })).into_response()
     }
+}
+
+/// A number for each failed request, to find its details in the log.
+fn next_error_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Any error response without a JSON body (axum's rejections of a bad path, query string or
+/// body, a too-large body) gets the JSON error body, with the rejection's own text.
+pub async fn json_errors(response: Response) -> Response {
+    let (status, headers) = (response.status(), response.headers());
+    let is_json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    let event_stream = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json || event_stream {
+        return response;
+    }
+    const MAX_REJECTION_BYTES: usize = 4096;
+    let text = match axum::body::to_bytes(response.into_body(), MAX_REJECTION_BYTES).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let kind = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        status if status.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let message = if status.is_server_error() || text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    (status, Json(ErrorBody { error: kind.to_string(), message })).into_response()
 }
 
 pub async fn api_not_found(OriginalUri(uri): OriginalUri) -> AppError {

@@ -8,6 +8,7 @@ use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::auth::Viewer;
 use super::{AppError, AppState};
 use crate::curation::{export_run, tar_archive, ExportError, ExportFormat, ExportMode, ExportOptions};
 
@@ -32,9 +33,12 @@ impl From<ExportError> for AppError {
 
 pub async fn export(
     State(state): State<AppState>,
+    viewer: Viewer,
     Path(run_id): Path<i64>,
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, AppError> {
+    // Training data with the reviewers' edits: a collaborator's download.
+    viewer.require_collaborator()?;
     let format = query.format.unwrap_or(ExportFormat::Alpaca);
     let mode = query.mode.unwrap_or(ExportMode::Joint);
     let country_code = query.culture.map(|code| code.to_ascii_uppercase()).filter(|code| !code.is_empty());

@@ -4,7 +4,9 @@ mod auth;
 mod culture_map;
 mod error;
 mod export;
+mod hygiene;
 mod instances;
+mod login_limits;
 mod models;
 mod persona_meter;
 mod questions;
@@ -43,13 +45,21 @@ pub struct AppState {
     pub runs: Arc<RunService>,
     /// The models runs may name (by name only: a request never names a path).
     pub models: ModelSource,
+    /// Session cookies are `Secure` (served over HTTPS; also per request behind a proxy that says so).
+    pub secure_cookies: bool,
+    login_limits: Arc<login_limits::LoginLimits>,
 }
 
 impl AppState {
     /// The state of a server whose runs use the models of `models`.
     pub fn new(survey: Arc<SurveyData>, store: Store, static_dir: Option<PathBuf>, models: ModelSource) -> Self {
         let runs = RunService::new(store.clone(), Arc::clone(&survey), models.clone());
-        AppState { survey, store, static_dir, runs, models }
+        AppState { survey, store, static_dir, runs, models, secure_cookies: false, login_limits: Arc::default() }
+    }
+
+    /// Marks session cookies `Secure` (the server is reached over HTTPS).
+    pub fn with_secure_cookies(self, secure_cookies: bool) -> Self {
+        AppState { secure_cookies, ..self }
     }
 }
 
@@ -114,11 +124,17 @@ pub fn app(state: AppState) -> Router {
         .route("/persona-meter", get(persona_meter::persona_meter_of))
         .route("/relations", get(relations::relations))
         .route("/culture-map", get(culture_map::culture_map_of))
-        .fallback(error::api_not_found);
+        .fallback(error::api_not_found)
+        .layer(axum::middleware::from_fn(hygiene::same_origin))
+        .layer(axum::middleware::map_response(error::json_errors))
+        .layer(axum::extract::DefaultBodyLimit::max(hygiene::MAX_BODY_BYTES));
     let router = Router::new().nest("/api", api);
     let router = match &state.static_dir {
         Some(dir) => router.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
         None => router,
     };
-    router.layer(TraceLayer::new_for_http()).with_state(state)
+    router
+        .layer(axum::middleware::map_response(hygiene::security_headers))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }

@@ -78,12 +78,15 @@ pub struct ReviewQuery {
     newest_first: bool,
 }
 
-/// Current reviews (one per reviewer and instance), oldest first unless `newest_first`.
+/// Current reviews (one per reviewer and instance), oldest first unless `newest_first`: names,
+/// notes and edits, for annotators and up (the public sees instances' aggregate status).
 pub async fn list(
     State(state): State<AppState>,
+    viewer: Viewer,
     Query(query): Query<ReviewQuery>,
     Query(paging): Query<Paging>,
 ) -> Result<Json<Page<Review>>, AppError> {
+    viewer.require_annotator()?;
     let filter = ReviewFilter {
         run_id: query.run,
         reviewer: query.reviewer,

@@ -20,6 +20,14 @@ pub struct ServeArgs {
     /// The model of runs that name none (a catalogue name, a model in --models-dir, or a path).
     #[arg(long, env = "CULTURESPA_MODEL", default_value = server::DEFAULT_MODEL)]
     model: String,
+    /// Serve in open mode (no accounts) on an address other than loopback; without an account the
+    /// server refuses such an address otherwise.
+    #[arg(long)]
+    open: bool,
+    /// Mark session cookies `Secure` (the server is reached over HTTPS); behind a proxy that sends
+    /// `X-Forwarded-Proto: https` they are anyway.
+    #[arg(long, env = "CULTURESPA_SECURE_COOKIES")]
+    secure_cookies: bool,
 }
 
 pub async fn run(globals: &Globals, args: ServeArgs) -> anyhow::Result<()> {
@@ -29,6 +37,8 @@ pub async fn run(globals: &Globals, args: ServeArgs) -> anyhow::Result<()> {
         wvs_data: globals.wvs_data.clone(),
         static_dir: Some(args.static_dir),
         models: globals.model_source(args.model)?,
+        open: args.open,
+        secure_cookies: args.secure_cookies,
     })
     .await
 }

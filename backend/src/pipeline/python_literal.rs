@@ -141,8 +141,9 @@ impl Cursor<'_> {
     }
 
     fn skip_whitespace(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
-            self.position += 1;
+        // Whitespace may be wider than a byte (a no-break or an ideographic space).
+        while let Some(ch) = self.peek().filter(|ch| ch.is_whitespace()) {
+            self.position += ch.len_utf8();
         }
     }
 
@@ -266,6 +267,13 @@ mod tests {
             assert_eq!(parsed, items, "{repr}");
             assert_eq!(rest, "\nrest");
         }
+    }
+
+    #[test]
+    fn whitespace_wider_than_a_byte_is_skipped_whole() {
+        // Found by the fuzzer: an ideographic space between items cut a character in two.
+        let (items, rest) = parse_python_str_list("[\u{3000}'a',\u{a0}'b'\u{2003}] x").unwrap();
+        assert_eq!((items, rest), (vec!["a".to_string(), "b".to_string()], " x"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The engine pool: the one place a model's engine is started. One engine per model file, however
-//! the path to it is spelled, kept for later runs.
+//! the path to it is spelled, kept for later runs; at most [`MAX_ENGINES`] at once, the least
+//! recently used idle one dropped to make room.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -9,14 +9,18 @@ use crate::engine::{Engine, EngineError};
 use crate::models::ModelSource;
 use crate::pipeline::runner::RunnerError;
 
+/// Models kept loaded at once (each holds its weights in memory).
+pub const MAX_ENGINES: usize = 2;
+
 pub struct EnginePool {
     models: ModelSource,
-    engines: tokio::sync::Mutex<HashMap<PathBuf, Arc<Engine>>>,
+    /// Least recently used first.
+    engines: tokio::sync::Mutex<Vec<(PathBuf, Arc<Engine>)>>,
 }
 
 impl EnginePool {
     pub fn new(models: ModelSource) -> Self {
-        EnginePool { models, engines: tokio::sync::Mutex::new(HashMap::new()) }
+        EnginePool { models, engines: tokio::sync::Mutex::new(Vec::new()) }
     }
 
     pub fn models(&self) -> &ModelSource {
@@ -28,13 +32,27 @@ impl EnginePool {
         let path = self.models.path_for(model)?;
         let path = path.canonicalize().map_err(|_| EngineError::ModelNotFound(path.clone()))?;
         let mut engines = self.engines.lock().await;
-        if let Some(engine) = engines.get(&path) {
-            return Ok(Arc::clone(engine));
+        if let Some(position) = engines.iter().position(|(loaded, _)| *loaded == path) {
+            let entry = engines.remove(position);
+            let engine = Arc::clone(&entry.1);
+            engines.push(entry);
+            return Ok(engine);
+        }
+        // Room for one more: drop idle engines (held by the pool alone), least recently used first.
+        while engines.len() >= MAX_ENGINES {
+            let Some(idle) = engines.iter().position(|(_, engine)| Arc::strong_count(engine) == 1) else { break };
+            let (dropped, _) = engines.remove(idle);
+            tracing::info!(model = %dropped.display(), "unloading an idle model to make room");
         }
         tracing::info!(model = %path.display(), "loading");
         let options = self.models.engine_options(&path);
         let engine = Arc::new(tokio::task::spawn_blocking(move || Engine::start(options)).await??);
-        engines.insert(path, Arc::clone(&engine));
+        engines.push((path, Arc::clone(&engine)));
         Ok(engine)
+    }
+
+    /// How many engines are loaded.
+    pub async fn loaded(&self) -> usize {
+        self.engines.lock().await.len()
     }
 }

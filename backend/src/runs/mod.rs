@@ -29,6 +29,9 @@ pub use validate::{validate_run, InvalidRun, MAX_ATTEMPTS_LIMIT};
 
 /// Events buffered for slow followers; a follower that lags further re-reads the store.
 pub const UPDATE_BUFFER: usize = 1024;
+/// Runs queued or running at once from requests; more wait for a place (the model does one at a
+/// time, so a longer queue only holds work hostage).
+pub const MAX_QUEUED_RUNS: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -48,6 +51,8 @@ pub enum RunError {
     Imported(i64),
     #[error("run {0} is already queued or running")]
     Active(i64),
+    #[error("{0} runs are queued or running already; try again when one has finished")]
+    QueueFull(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -106,6 +111,10 @@ impl RunService {
     /// never a path on the server.
     pub async fn create_from_request(&self, config: RunConfig) -> Result<Run, RunError> {
         let config = validate_run(config, &self.survey)?;
+        let queued = self.active.lock().map(|active| active.len()).unwrap_or(MAX_QUEUED_RUNS);
+        if queued >= MAX_QUEUED_RUNS {
+            return Err(RunError::QueueFull(queued));
+        }
         if let Some(model) = &config.model {
             let installed =
                 self.models().registry.list().into_iter().any(|listing| listing.installed && listing.name == *model);
@@ -144,6 +153,25 @@ impl RunService {
         self.emit(run_id, RunEvent::Log { message: "queued to resume".into() }).await?;
         self.launch(run_id);
         Ok(run)
+    }
+
+    /// Queues again every run that was in flight when the server stopped (killed, or stopped
+    /// with the run going): each continues where it stopped. Called once at start, before any
+    /// run is launched here. Returns the runs queued.
+    pub async fn resume_interrupted(self: &Arc<Self>) -> Result<Vec<i64>, RunError> {
+        let mut resumed = Vec::new();
+        for run_id in self.store.runs_in_flight().await? {
+            let run = self.store.run(run_id).await?;
+            if matches!(run.origin, RunOrigin::Imported { .. }) || self.is_active(run_id) {
+                continue;
+            }
+            let message = "the server stopped while this run was in flight; it resumes where it stopped".to_string();
+            self.emit(run_id, RunEvent::Log { message }).await?;
+            if self.launch(run_id) {
+                resumed.push(run_id);
+            }
+        }
+        Ok(resumed)
     }
 
     /// Asks a queued or running run to stop after its current chunk.

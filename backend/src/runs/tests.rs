@@ -147,9 +147,9 @@ fn culture_codes_are_normalised_the_same_way_for_every_origin() {
 
 #[test]
 fn topics_are_named_or_numbered_and_checked() {
-    let config = parse(&format!("{BASE}topics = [\"economic values\", 3, \"0\"]\n")).unwrap();
+    let config = parse(&format!("{BASE}topics = [\"economic values\", 12, \"0\"]\n")).unwrap();
     let economic = crate::survey::TOPICS.iter().position(|topic| topic.name == "Economic Values").unwrap();
-    assert_eq!(config.topics, [economic as u8, 3, 0]);
+    assert_eq!(config.topics, [economic as u8, 12, 0]);
     let error = parse(&format!("{BASE}topics = [2, 13]\n")).unwrap_err().to_string();
     assert_eq!(error, "levers.toml: topics[1]: unknown topic '13'");
 }
@@ -176,4 +176,36 @@ fn training_and_generation_settings_are_checked_by_the_engine_and_named_as_writt
     ] {
         assert_eq!(invalid_field(&format!("{generate}[generation]\n{table}\n")).0, field, "{table}");
     }
+}
+
+#[test]
+fn every_number_and_list_of_a_run_has_an_upper_bound() {
+    let train = "name = \"t\"\nstages = [\"answer\", \"collect\", \"train\"]\n";
+    for (table, field) in [
+        ("rank = 100000", "training.rank"),
+        ("epochs = 1000", "training.epochs"),
+        ("batch_size = 100000", "training.batch_size"),
+        ("micro_batch_size = 100000", "training.micro_batch_size"),
+        ("max_steps = 100000000", "training.max_steps"),
+        ("learning_rate = 5.0", "training.learning_rate"),
+        ("alpha = 1e9", "training.alpha"),
+    ] {
+        let (found, message) = invalid_field(&format!("{train}[training]\n{table}\n"));
+        assert_eq!(found, field, "{table}: {message}");
+        assert!(message.contains("limit"), "{message}");
+    }
+    let (field, _) = invalid_field(&format!("{BASE}[generation]\nmax_new_tokens = 100000\n"));
+    assert_eq!(field, "generation.max_new_tokens");
+    assert_eq!(
+        invalid_field(&BASE.replace("questions_per_topic = 2", "questions_per_topic = 99999")).0,
+        "questions_per_topic"
+    );
+    assert_eq!(invalid_field(&BASE.replace("\"levers\"", &format!("\"{}\"", "x".repeat(201)))).0, "name");
+    // Repeats are named where they are; a list longer than its values is refused at once.
+    let (field, message) = invalid_field(&format!("{BASE}cultures = [\"USA\", \"chn\", \"usa\"]\n"));
+    assert_eq!((field.as_str(), message.as_str()), ("cultures[2]", "'USA' is named twice"));
+    assert_eq!(invalid_field(&format!("{BASE}topics = [1, 2, 1]\n")).0, "topics[2]");
+    assert_eq!(invalid_field(&format!("{BASE}variants = [\"unaware\", \"p1\", \"p1\"]\n")).0, "variants[2]");
+    let many: Vec<String> = (0..19).map(|_| "\"USA\"".to_string()).collect();
+    assert_eq!(invalid_field(&format!("{BASE}cultures = [{}]\n", many.join(", "))).0, "cultures");
 }

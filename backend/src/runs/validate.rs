@@ -25,16 +25,55 @@ impl InvalidRun {
 /// More generation attempts than this per question is a typo, not a plan.
 pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
 
+/// Upper bounds on what a run may ask for: every number and list a request sets has one, so that
+/// no request can make the server allocate or work without end. Each is far above the paper's
+/// setting (rank 8, 3 epochs, 13,000 generated questions, 256 new tokens).
+pub mod limits {
+    pub const NAME_CHARS: usize = 200;
+    pub const PATH_CHARS: usize = 1_000;
+    /// 1,000 per topic is the paper's generation; the 259 WVS questions fit many times over.
+    pub const QUESTIONS_PER_TOPIC: u32 = 10_000;
+    pub const RANK: u32 = 256;
+    pub const EPOCHS: u32 = 100;
+    pub const BATCH_SIZE: u32 = 4_096;
+    pub const MAX_STEPS: u32 = 1_000_000;
+    pub const MAX_NEW_TOKENS: u32 = 4_096;
+    pub const TEMPERATURE: f64 = 10.0;
+    pub const ALPHA: f64 = 10_000.0;
+    pub const LEARNING_RATE: f64 = 1.0;
+}
+
 /// Checks a run configuration and returns it normalised: culture codes as the survey writes them.
 pub fn validate_run(mut config: RunConfig, survey: &SurveyData) -> Result<RunConfig, InvalidRun> {
     if config.name.trim().is_empty() {
         return Err(InvalidRun::new("name", "must not be empty"));
     }
+    check_bounds(&config)?;
     for (position, code) in config.cultures.iter_mut().enumerate() {
         let culture = survey
             .culture(&code.trim().to_ascii_uppercase())
             .ok_or_else(|| InvalidRun::new(format!("cultures[{position}]"), format!("unknown culture '{code}'")))?;
         *code = culture.country_code.clone();
+    }
+    if let Some(position) = first_repeat(&config.cultures) {
+        let message = format!("'{}' is named twice", config.cultures[position]);
+        return Err(InvalidRun::new(format!("cultures[{position}]"), message));
+    }
+    if let Some(position) = first_repeat(&config.topics) {
+        return Err(InvalidRun::new(
+            format!("topics[{position}]"),
+            format!("topic {} is named twice", config.topics[position]),
+        ));
+    }
+    if let Some(position) = first_repeat(&config.variants) {
+        let message = format!("{} is named twice", config.variants[position].label());
+        return Err(InvalidRun::new(format!("variants[{position}]"), message));
+    }
+    if let Some(position) = first_repeat(&config.stages) {
+        return Err(InvalidRun::new(
+            format!("stages[{position}]"),
+            format!("{:?} is named twice", config.stages[position]),
+        ));
     }
     if let Some((position, topic)) =
         config.topics.iter().enumerate().find(|(_, topic)| usize::from(**topic) >= survey.topics.len())
@@ -132,4 +171,67 @@ fn check_generation(settings: &GenerationSettings) -> Result<(), InvalidRun> {
         ..SamplingParams::greedy(1)
     };
     sampling.check().map_err(|error| InvalidRun::new(format!("generation.{}", error.field), error.reason))
+}
+
+/// The position of the first item named before, if any.
+fn first_repeat<T: PartialEq>(items: &[T]) -> Option<usize> {
+    (1..items.len()).find(|&index| items[..index].contains(&items[index]))
+}
+
+/// The upper bounds of [`limits`], checked before anything else so that nothing works on a
+/// request that asks for too much.
+fn check_bounds(config: &RunConfig) -> Result<(), InvalidRun> {
+    use limits::*;
+    let too_long = |field: &str, text: &str, most: usize| {
+        (text.chars().count() > most).then(|| InvalidRun::new(field, format!("longer than {most} characters")))
+    };
+    let texts = [
+        ("name", Some(config.name.as_str()), NAME_CHARS),
+        ("model", config.model.as_deref(), NAME_CHARS.max(PATH_CHARS)),
+        ("question_set", config.question_set.as_deref(), NAME_CHARS),
+        ("adapter.path", config.adapter.as_ref().map(|adapter| adapter.path.as_str()), PATH_CHARS),
+    ];
+    for (field, text, most) in texts {
+        if let Some(error) = text.and_then(|text| too_long(field, text, most)) {
+            return Err(error);
+        }
+    }
+    // Each list can hold each of its values once; more is a repeat, reported as such later.
+    let lists = [
+        ("cultures", config.cultures.len(), crate::survey::CULTURES.len()),
+        ("topics", config.topics.len(), crate::survey::TOPICS.len()),
+        ("variants", config.variants.len(), PromptVariant::ALL.len()),
+        ("stages", config.stages.len(), Stage::ALL.len()),
+    ];
+    for (field, len, most) in lists {
+        if len > most {
+            return Err(InvalidRun::new(field, format!("{len} entries; at most {most}")));
+        }
+    }
+    let training = &config.training;
+    let numbers = [
+        ("questions_per_topic", u64::from(config.questions_per_topic), u64::from(QUESTIONS_PER_TOPIC)),
+        ("training.rank", u64::from(training.rank), u64::from(RANK)),
+        ("training.epochs", u64::from(training.epochs), u64::from(EPOCHS)),
+        ("training.batch_size", u64::from(training.batch_size), u64::from(BATCH_SIZE)),
+        ("training.micro_batch_size", u64::from(training.micro_batch_size), u64::from(BATCH_SIZE)),
+        ("training.max_steps", u64::from(training.max_steps.unwrap_or(0)), u64::from(MAX_STEPS)),
+        ("generation.max_new_tokens", u64::from(config.generation.max_new_tokens), u64::from(MAX_NEW_TOKENS)),
+    ];
+    for (field, value, most) in numbers {
+        if value > most {
+            return Err(InvalidRun::new(field, format!("{value} is above the limit of {most}")));
+        }
+    }
+    let reals = [
+        ("training.alpha", training.alpha, ALPHA),
+        ("training.learning_rate", training.learning_rate, LEARNING_RATE),
+        ("generation.temperature", config.generation.temperature, TEMPERATURE),
+    ];
+    for (field, value, most) in reals {
+        if value > most {
+            return Err(InvalidRun::new(field, format!("{value} is above the limit of {most}")));
+        }
+    }
+    Ok(())
 }

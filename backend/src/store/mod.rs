@@ -100,9 +100,12 @@ impl Store {
         &self.pool
     }
 
-    /// Starts a transaction: writes that belong together go through one and commit at once.
+    /// Starts a transaction: writes that belong together go through one and commit at once. It
+    /// takes SQLite's write lock at its start (`BEGIN IMMEDIATE`): a deferred transaction that reads
+    /// before it writes fails at once with "database is locked" when another writer got there
+    /// first, while one that begins immediately waits for the lock (the busy timeout).
     pub async fn begin(&self) -> Result<StoreTransaction, StoreError> {
-        Ok(StoreTransaction { transaction: self.pool.begin().await? })
+        Ok(StoreTransaction { transaction: self.pool.begin_with("BEGIN IMMEDIATE").await? })
     }
 }
 

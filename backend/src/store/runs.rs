@@ -44,6 +44,18 @@ impl Store {
         row.ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))?.into_run()
     }
 
+    /// The runs that were queued or running when the process that ran them stopped (or that are
+    /// running now), oldest first.
+    pub async fn runs_in_flight(&self) -> Result<Vec<i64>, StoreError> {
+        let pending = RunStatus::Pending.as_str();
+        let running = RunStatus::Running.as_str();
+        Ok(sqlx::query_scalar("SELECT run_id FROM runs WHERE status IN (?, ?) ORDER BY run_id")
+            .bind(pending)
+            .bind(running)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     /// Runs, newest first, paged.
     pub async fn runs(&self, limit: u32, offset: u32) -> Result<(u64, Vec<Run>), StoreError> {
         let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs").fetch_one(&self.pool).await?;

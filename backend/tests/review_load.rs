@@ -1,0 +1,112 @@
+//! Reviewers at once against a real server on loopback (a file database, the server's own pool):
+//! 50 annotators submit 20 reviews each concurrently; every review is acknowledged and stored,
+//! none fails, and several reviewers of one instance are all kept.
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{Method, Request, StatusCode};
+use culturespa::api::{app, AppState};
+use culturespa::server::open_store;
+use culturespa::survey::SurveyData;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+const ANNOTATORS: usize = 50;
+const REVIEWS_EACH: usize = 20;
+/// The instances they share: each annotator reviews 20 consecutive ones, starting at its own.
+const INSTANCES: usize = 40;
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+async fn send(
+    client: &HttpClient,
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Bytes) {
+    let request = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header("content-type", "application/json")
+        .body(Full::new(body.map(|body| Bytes::from(body.to_string())).unwrap_or_default()))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status();
+    (status, response.into_body().collect().await.unwrap().to_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_annotators_reviewing_at_once_are_all_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let survey = Arc::new(SurveyData::embedded().unwrap());
+    let store = open_store(dir.path(), &survey).await.unwrap();
+    let state = AppState::new(survey, store.clone(), None, common::model_source());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+
+    let (status, body) =
+        send(&client, addr, Method::GET, &format!("/api/instances?run=1&limit={INSTANCES}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let page: Value = serde_json::from_slice(&body).unwrap();
+    let instance_ids: Vec<i64> =
+        page["items"].as_array().unwrap().iter().map(|item| item["instance_id"].as_i64().unwrap()).collect();
+    assert_eq!(instance_ids.len(), INSTANCES);
+    let instance_ids = Arc::new(instance_ids);
+
+    let mut annotators = tokio::task::JoinSet::new();
+    for annotator in 0..ANNOTATORS {
+        let (client, instance_ids) = (client.clone(), Arc::clone(&instance_ids));
+        annotators.spawn(async move {
+            let mut failures = Vec::new();
+            for review in 0..REVIEWS_EACH {
+                let instance_id = instance_ids[(annotator + review) % INSTANCES];
+                let decision = if review % 2 == 0 { "accept" } else { "reject" };
+                let body = json!({"decision": decision, "reviewer": format!("annotator-{annotator}")});
+                let path = format!("/api/instances/{instance_id}/reviews");
+                let (status, reply) = send(&client, addr, Method::POST, &path, Some(body)).await;
+                if !status.is_success() {
+                    failures.push(format!("{status}: {}", String::from_utf8_lossy(&reply)));
+                }
+            }
+            failures
+        });
+    }
+    let mut failures = Vec::new();
+    while let Some(outcome) = annotators.join_next().await {
+        failures.extend(outcome.unwrap());
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} reviews failed: {:?}",
+        failures.len(),
+        ANNOTATORS * REVIEWS_EACH,
+        &failures[..failures.len().min(3)]
+    );
+
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reviews").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(stored as usize, ANNOTATORS * REVIEWS_EACH);
+    // Every reviewer of the first instance kept their review.
+    let expected: HashSet<String> = (0..ANNOTATORS)
+        .filter(|annotator| (0..REVIEWS_EACH).any(|review| (annotator + review) % INSTANCES == 0))
+        .map(|annotator| format!("annotator-{annotator}"))
+        .collect();
+    let reviewers: Vec<String> =
+        sqlx::query_scalar("SELECT reviewer FROM reviews WHERE instance_id = ? AND is_current = 1")
+            .bind(instance_ids[0])
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert!(expected.len() > 1);
+    assert_eq!(reviewers.into_iter().collect::<HashSet<_>>(), expected);
+}
