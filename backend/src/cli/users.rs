@@ -28,6 +28,47 @@ pub enum UsersCommand {
         #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
         data_dir: PathBuf,
     },
+    /// Remove an account and its sessions (its reviews stay, under its name).
+    Remove {
+        username: String,
+        #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+        data_dir: PathBuf,
+    },
+    /// Change an account's role.
+    Role {
+        username: String,
+        #[arg(value_parser = parse_role)]
+        role: Role,
+        #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+        data_dir: PathBuf,
+    },
+    /// Set a new password (from --password-stdin or CULTURESPA_PASSWORD); ends the account's sessions.
+    ResetPassword {
+        username: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+        data_dir: PathBuf,
+    },
+    /// End every session of an account (it logs in again).
+    Revoke {
+        username: String,
+        #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+        data_dir: PathBuf,
+    },
+}
+
+/// The password from standard input's first line, or from CULTURESPA_PASSWORD.
+fn read_password(password_stdin: bool) -> anyhow::Result<String> {
+    if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    } else {
+        std::env::var(PASSWORD_VARIABLE)
+            .with_context(|| format!("no password: pass --password-stdin or set {PASSWORD_VARIABLE}"))
+    }
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
@@ -38,15 +79,7 @@ pub async fn run(command: UsersCommand) -> anyhow::Result<()> {
     match command {
         UsersCommand::Add { username, role, password_stdin, data_dir } => {
             auth::validate_username(&username)?;
-            let password = if password_stdin {
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
-                line.trim_end_matches(['\r', '\n']).to_string()
-            } else {
-                std::env::var(PASSWORD_VARIABLE)
-                    .with_context(|| format!("no password: pass --password-stdin or set {PASSWORD_VARIABLE}"))?
-            };
-            let password_hash = auth::hash_password(&password)?;
+            let password_hash = auth::hash_password(&read_password(password_stdin)?)?;
             let user = Store::open(&data_dir).await?.add_user(&username, &password_hash, role).await?;
             println!("added {} ({}); the server now asks for a login to review", user.username, user.role.as_str());
         }
@@ -58,6 +91,23 @@ pub async fn run(command: UsersCommand) -> anyhow::Result<()> {
             for user in users {
                 println!("{}\t{}", user.username, user.role.as_str());
             }
+        }
+        UsersCommand::Remove { username, data_dir } => {
+            Store::open(&data_dir).await?.remove_user(&username).await?;
+            println!("removed {username}");
+        }
+        UsersCommand::Role { username, role, data_dir } => {
+            let user = Store::open(&data_dir).await?.set_role(&username, role).await?;
+            println!("{} is now {}", user.username, user.role.as_str());
+        }
+        UsersCommand::ResetPassword { username, password_stdin, data_dir } => {
+            let password_hash = auth::hash_password(&read_password(password_stdin)?)?;
+            Store::open(&data_dir).await?.set_password(&username, &password_hash).await?;
+            println!("new password for {username}; its sessions ended");
+        }
+        UsersCommand::Revoke { username, data_dir } => {
+            let revoked = Store::open(&data_dir).await?.revoke_sessions(&username).await?;
+            println!("ended {revoked} session(s) of {username}");
         }
     }
     Ok(())

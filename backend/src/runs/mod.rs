@@ -110,7 +110,10 @@ impl RunService {
     /// Validates and stores a run from a request. A request names an installed model by its name,
     /// never a path on the server.
     pub async fn create_from_request(&self, config: RunConfig) -> Result<Run, RunError> {
-        let config = validate_run(config, &self.survey)?;
+        let mut config = validate_run(config, &self.survey)?;
+        if let Some(adapter) = &mut config.adapter {
+            adapter.path = self.trained_adapter(&adapter.path)?;
+        }
         let queued = self.active.lock().map(|active| active.len()).unwrap_or(MAX_QUEUED_RUNS);
         if queued >= MAX_QUEUED_RUNS {
             return Err(RunError::QueueFull(queued));
@@ -123,6 +126,25 @@ impl RunService {
             }
         }
         Ok(self.store.create_run(&config, &RunOrigin::Local).await?)
+    }
+
+    /// The folder of an adapter a run of this server trained, named as `runs/RUN_ID/adapters/NAME`
+    /// under the data folder: resolved (symlinks too) and kept inside `runs/`. Whatever is wrong
+    /// with the name, the error is the same, so a request learns nothing of the disk.
+    fn trained_adapter(&self, requested: &str) -> Result<String, RunError> {
+        let refused = || {
+            let message = "not an adapter this server trained (name it as runs/RUN_ID/adapters/NAME)";
+            RunError::Invalid(InvalidRun::new("adapter.path", message))
+        };
+        let requested = Path::new(requested);
+        let plain = requested.components().all(|part| matches!(part, std::path::Component::Normal(_)));
+        let data_dir = self.store.data_dir().filter(|_| plain).ok_or_else(refused)?;
+        let root = data_dir.join("runs").canonicalize().map_err(|_| refused())?;
+        let path = data_dir.join(requested).canonicalize().map_err(|_| refused())?;
+        if !path.starts_with(&root) || !path.join(crate::engine::lora::ADAPTER_CONFIG_FILE).is_file() {
+            return Err(refused());
+        }
+        Ok(path.display().to_string())
     }
 
     /// Reads, validates and stores the run of a run file (the CLI's; it may name a model by path).

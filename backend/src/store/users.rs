@@ -63,7 +63,7 @@ impl Store {
 
     /// Starts a session for `user_id` that lasts `lifetime_days`; expired sessions go on the way.
     pub async fn create_session(&self, user_id: i64, token_sha256: &str, lifetime_days: u32) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM sessions WHERE expires_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now')")
             .execute(&mut *transaction)
             .await?;
@@ -95,5 +95,59 @@ impl Store {
     pub async fn delete_session(&self, token_sha256: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM sessions WHERE token_sha256 = ?").bind(token_sha256).execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// Removes an account and its sessions (its reviews stay, under its name).
+    pub async fn remove_user(&self, username: &str) -> Result<(), StoreError> {
+        let removed = sqlx::query("DELETE FROM users WHERE username = ?").bind(username).execute(&self.pool).await?;
+        if removed.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("user '{username}'")));
+        }
+        Ok(())
+    }
+
+    /// Changes an account's role; its sessions carry the new role from their next request.
+    pub async fn set_role(&self, username: &str, role: Role) -> Result<User, StoreError> {
+        let changed = sqlx::query("UPDATE users SET role = ? WHERE username = ?")
+            .bind(role.as_str())
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        if changed.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("user '{username}'")));
+        }
+        Ok(User { username: username.to_string(), role })
+    }
+
+    /// Replaces an account's password and ends its sessions (one transaction).
+    pub async fn set_password(&self, username: &str, password_hash: &str) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let changed = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
+            .bind(password_hash)
+            .bind(username)
+            .execute(&mut *transaction)
+            .await?;
+        if changed.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("user '{username}'")));
+        }
+        sqlx::query("DELETE FROM sessions WHERE user_id = (SELECT user_id FROM users WHERE username = ?)")
+            .bind(username)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Ends every session of an account; returns how many there were.
+    pub async fn revoke_sessions(&self, username: &str) -> Result<u64, StoreError> {
+        if self.credentials(username).await?.is_none() {
+            return Err(StoreError::NotFound(format!("user '{username}'")));
+        }
+        let revoked =
+            sqlx::query("DELETE FROM sessions WHERE user_id = (SELECT user_id FROM users WHERE username = ?)")
+                .bind(username)
+                .execute(&self.pool)
+                .await?;
+        Ok(revoked.rows_affected())
     }
 }
