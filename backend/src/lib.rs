@@ -6,6 +6,7 @@ pub mod analysis;
 pub mod api;
 pub mod auth;
 pub mod curation;
+pub mod load_bench;
 /// The inference engine (its own crate, so that it is optimised in test builds too).
 pub use culturespa_engine as engine;
 pub mod models;

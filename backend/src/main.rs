@@ -121,7 +121,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => cli::train::train(globals, args),
         Command::Probe(args) => cli::train::probe(globals, args),
         Command::Models(args) => cli::models::run(globals, args),
-        Command::Bench { command } => cli::bench::run(globals, command),
+        Command::Bench { command } => cli::bench::run(globals, command).await,
         Command::Questions { command } => cli::questions::run(globals, command).await,
         Command::Users { command } => cli::users::run(command).await,
         Command::Export(args) => cli::export::run(globals, args).await,

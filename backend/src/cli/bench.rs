@@ -7,12 +7,27 @@ use culturespa::engine::bench::{
     run_score_bench, run_train_bench, set_compute_threads, ScoreBenchOptions, TrainBenchOptions, DEFAULT_CEILING_ROWS,
 };
 use culturespa::engine::{DeviceKind, TrainingSettings};
+use culturespa::load_bench::{run_api_bench, ApiBenchOptions};
 use culturespa::server;
 
 use super::Globals;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
+    /// The instance list under load: a store of its own filled with --instances instances
+    /// (copies of the released run), served on loopback, --clients clients at once; latencies as
+    /// one JSON line on stdout.
+    Api {
+        #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u32).range(1..=5_000_000))]
+        instances: u32,
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        clients: u64,
+        #[arg(long, default_value_t = 12_800, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        requests: u64,
+        /// Where the bench's store goes (a folder of its own, removed afterwards).
+        #[arg(long, default_value_os_t = std::env::temp_dir())]
+        work_dir: PathBuf,
+    },
     /// Score a make_prompts.py JSONL: one {"id","probs","answer"} line per prompt on stdout, a
     /// summary JSON as the last line on stderr (the formats of shared/bench/llamacpp_score.py).
     Score {
@@ -67,8 +82,14 @@ pub enum BenchCommand {
     },
 }
 
-pub fn run(globals: &Globals, command: BenchCommand) -> anyhow::Result<()> {
+pub async fn run(globals: &Globals, command: BenchCommand) -> anyhow::Result<()> {
     match command {
+        BenchCommand::Api { instances, clients, requests, work_dir } => {
+            let options =
+                ApiBenchOptions { instances, clients: clients as usize, requests: requests as usize, seed: 7 };
+            let summary = run_api_bench(&options, &work_dir, globals.model_source(server::DEFAULT_MODEL)?).await?;
+            println!("{}", serde_json::to_string(&summary)?);
+        }
         BenchCommand::Score { model, prompts, threads, limit, device, batch_tokens, batch_prompts, no_ceiling } => {
             set_compute_threads(threads);
             let options = ScoreBenchOptions {
