@@ -4,44 +4,8 @@
 use shared::review::InstanceItem;
 use shared::{Instance, QuestionOption, ReviewStatus};
 
+use super::instance_filter::{filter_sql, Bind, FilterSql, InstanceFilter};
 use super::{from_json, to_json, Store, StoreError, StoreTransaction};
-
-/// A reviewer's queues: what is left for them, what they kept, what they discarded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReviewQueue {
-    /// Not reviewed by the reviewer and still short of the reviews the run asks for.
-    Pending,
-    /// The reviewer kept it (accepted, changed or edited the answer).
-    Submitted,
-    /// The reviewer rejected it or flagged it as stereotyping.
-    Discarded,
-}
-
-impl ReviewQueue {
-    fn as_str(self) -> &'static str {
-        match self {
-            ReviewQueue::Pending => "pending",
-            ReviewQueue::Submitted => "submitted",
-            ReviewQueue::Discarded => "discarded",
-        }
-    }
-}
-
-/// Filters of an instance listing; `None` (and `false`) match everything.
-#[derive(Debug, Clone, Default)]
-pub struct InstanceFilter {
-    pub run_id: Option<i64>,
-    pub country_code: Option<String>,
-    pub topic: Option<u8>,
-    pub review_status: Option<ReviewStatus>,
-    /// A reviewer's queue; [`ReviewQueue::Pending`] without a reviewer is every instance that
-    /// still needs reviews.
-    pub queue: Option<(ReviewQueue, Option<String>)>,
-    /// Only instances whose current reviews say different things.
-    pub disagreement: bool,
-    /// Words searched (case-insensitively) in the question id, text and option texts.
-    pub search: Option<String>,
-}
 
 pub(super) fn review_status_text(status: ReviewStatus) -> String {
     to_json(&status).trim_matches('"').to_string()
@@ -100,30 +64,6 @@ const ITEM_FROM: &str = "FROM instances AS i
     LEFT JOIN questions AS q ON q.question_set = i.question_set AND q.question_id = i.question_id
     LEFT JOIN review_settings AS s ON s.run_id = i.run_id";
 
-/// The filters as numbered parameters: ?1 run, ?2 culture, ?3 topic, ?4 status, ?5 disagreement
-/// (0/1), ?6 LIKE pattern, ?7 queue, ?8 reviewer.
-const ITEM_WHERE: &str = r"WHERE (?1 IS NULL OR i.run_id = ?1)
-    AND (?2 IS NULL OR i.country_code = ?2)
-    AND (?3 IS NULL OR i.topic = ?3)
-    AND (?4 IS NULL OR i.review_status = ?4)
-    AND (?5 = 0 OR (SELECT COUNT(DISTINCT r.label) FROM reviews AS r
-                    WHERE r.instance_id = i.instance_id AND r.is_current = 1) > 1)
-    AND (?6 IS NULL OR i.question_id LIKE ?6 ESCAPE '\' OR q.text LIKE ?6 ESCAPE '\'
-         OR EXISTS (SELECT 1 FROM json_each(q.options_json) AS o
-                    WHERE json_extract(o.value, '$.text') LIKE ?6 ESCAPE '\'))
-    AND (?7 IS NULL
-         OR (?7 = 'pending'
-             AND NOT EXISTS (SELECT 1 FROM reviews AS r
-                             WHERE r.instance_id = i.instance_id AND r.is_current = 1 AND r.reviewer = ?8)
-             AND (SELECT COUNT(*) FROM reviews AS r WHERE r.instance_id = i.instance_id AND r.is_current = 1)
-                 < COALESCE(s.reviewers_per_instance, 1))
-         OR (?7 = 'submitted'
-             AND EXISTS (SELECT 1 FROM reviews AS r WHERE r.instance_id = i.instance_id AND r.is_current = 1
-                         AND r.reviewer = ?8 AND r.label LIKE 'answer:%'))
-         OR (?7 = 'discarded'
-             AND EXISTS (SELECT 1 FROM reviews AS r WHERE r.instance_id = i.instance_id AND r.is_current = 1
-                         AND r.reviewer = ?8 AND r.label IN ('reject', 'flag'))))";
-
 /// `%words%` with LIKE's wildcards in the words escaped.
 fn like_pattern(words: &str) -> String {
     let mut pattern = String::with_capacity(words.len() + 2);
@@ -158,37 +98,36 @@ impl Store {
         offset: u32,
     ) -> Result<(u64, Vec<InstanceItem>), StoreError> {
         let status = filter.review_status.map(review_status_text);
-        let topic = filter.topic.map(i64::from);
         let search = filter.search.as_deref().map(str::trim).filter(|words| !words.is_empty()).map(like_pattern);
-        let queue = filter.queue.as_ref().map(|(queue, _)| queue.as_str());
-        let reviewer = filter.queue.as_ref().and_then(|(_, reviewer)| reviewer.clone());
-        let disagreement = i64::from(filter.disagreement);
-        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) {ITEM_FROM} {ITEM_WHERE}")))
-            .bind(filter.run_id)
-            .bind(&filter.country_code)
-            .bind(topic)
-            .bind(&status)
-            .bind(disagreement)
-            .bind(&search)
-            .bind(queue)
-            .bind(&reviewer)
-            .fetch_one(&self.pool)
-            .await?;
-        let rows: Vec<InstanceRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ITEM_COLUMNS} {ITEM_FROM} {ITEM_WHERE} ORDER BY i.instance_id LIMIT ?9 OFFSET ?10"
-        )))
-        .bind(filter.run_id)
-        .bind(&filter.country_code)
-        .bind(topic)
-        .bind(&status)
-        .bind(disagreement)
-        .bind(&search)
-        .bind(queue)
-        .bind(&reviewer)
-        .bind(i64::from(limit))
-        .bind(i64::from(offset))
-        .fetch_all(&self.pool)
-        .await?;
+        let FilterSql { from, where_clause, binds } = filter_sql(filter, status, search);
+        let mut count =
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) {from} {where_clause}")));
+        for bind in &binds {
+            count = match bind {
+                Bind::Int(value) => count.bind(*value),
+                Bind::Text(text) => count.bind(text.clone()),
+            };
+        }
+        let total = count.fetch_one(&self.pool).await?;
+        // The page's ids from the filtered instances alone, then their rows with the joins.
+        let mut page = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+            "SELECT i.instance_id {from} {where_clause} ORDER BY i.instance_id LIMIT ? OFFSET ?"
+        )));
+        for bind in &binds {
+            page = match bind {
+                Bind::Int(value) => page.bind(*value),
+                Bind::Text(text) => page.bind(text.clone()),
+            };
+        }
+        let ids = page.bind(i64::from(limit)).bind(i64::from(offset)).fetch_all(&self.pool).await?;
+        let placeholders = vec!["?"; ids.len()].join(", ");
+        let mut rows_query = sqlx::query_as::<_, InstanceRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {ITEM_COLUMNS} {ITEM_FROM} WHERE i.instance_id IN ({placeholders}) ORDER BY i.instance_id"
+        )));
+        for id in &ids {
+            rows_query = rows_query.bind(*id);
+        }
+        let rows: Vec<InstanceRow> = if ids.is_empty() { Vec::new() } else { rows_query.fetch_all(&self.pool).await? };
         let items = rows.into_iter().map(InstanceRow::into_item).collect::<Result<_, _>>()?;
         Ok((total as u64, items))
     }

@@ -5,6 +5,7 @@ mod answer_codec;
 mod answers;
 mod calibration;
 mod generation;
+mod instance_filter;
 mod instances;
 mod pipeline;
 mod questions;
@@ -20,7 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use answers::NewAnswer;
 pub use generation::{generated_set_name, is_generated_set_name, GenerationAttempt};
-pub use instances::{InstanceFilter, ReviewQueue};
+pub use instance_filter::{InstanceFilter, ReviewQueue};
 pub use pipeline::AnswerKey;
 pub use reviews::{LabelledReview, ReviewFilter};
 pub use users::Credentials;
