@@ -149,3 +149,23 @@ async fn logins_are_rate_limited_per_user_and_cookies_are_secure_behind_https() 
     let (status, ..) = call_with(&state, Method::POST, "/api/login", login("bob", "right-password"), &[]).await;
     assert_eq!(status, StatusCode::OK, "another user is not held back");
 }
+
+#[tokio::test]
+async fn a_run_configuration_with_an_unknown_field_is_refused_naming_it() {
+    let (state, _dir) = state().await;
+    let body = serde_json::json!({"name": "typo", "questions_per_topic": 1, "stages": ["answer"], "culture": ["USA"]});
+    let (status, _, reply) = call_with(&state, Method::POST, "/api/runs", body, &[]).await;
+    assert!(status.is_client_error(), "{status}");
+    let (kind, message) = error_body(&reply);
+    assert_eq!(kind, "bad_request");
+    assert!(message.contains("unknown field `culture`"), "{message}");
+}
+
+#[tokio::test]
+async fn behind_a_proxy_the_forwarded_host_is_the_origin_checked() {
+    let (state, _dir) = state().await;
+    let body = serde_json::json!({"name": "", "questions_per_topic": 1, "stages": ["answer"]});
+    let proxied =
+        [("origin", "https://studio.example"), ("host", "127.0.0.1:8080"), ("x-forwarded-host", "studio.example")];
+    assert_eq!(call_with(&state, Method::POST, "/api/runs", body, &proxied).await.0, StatusCode::BAD_REQUEST);
+}

@@ -134,8 +134,10 @@ pub enum QuestionSelection {
     Random,
 }
 
-/// A run's stored configuration. Everything a run does follows from it (and its seed).
+/// A run's stored configuration. Everything a run does follows from it (and its seed). A field
+/// it does not know is an error (a typo would otherwise be a setting silently left at its default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunConfig {
     pub name: String,
     /// A GGUF file or a Hugging Face model folder; `None` for the default model.
@@ -352,4 +354,18 @@ pub enum RunEvent {
     Log { message: String },
     Loss { step: u64, loss: f64 },
     Finished { status: RunStatus },
+}
+
+#[cfg(test)]
+mod unknown_field_tests {
+    use super::RunConfig;
+
+    #[test]
+    fn a_run_configuration_refuses_a_field_it_does_not_know() {
+        let known = r#"{"name": "x", "questions_per_topic": 1, "stages": ["answer"]}"#;
+        assert!(serde_json::from_str::<RunConfig>(known).is_ok());
+        let typo = r#"{"name": "x", "questions_per_topic": 1, "stages": ["answer"], "culture": ["USA"]}"#;
+        let error = serde_json::from_str::<RunConfig>(typo).unwrap_err().to_string();
+        assert!(error.contains("unknown field `culture`"), "{error}");
+    }
 }

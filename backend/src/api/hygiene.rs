@@ -38,8 +38,10 @@ pub async fn same_origin(request: Request, next: Next) -> Response {
     let reads = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if let (false, Some(origin)) = (reads, request.headers().get(ORIGIN)) {
         let origin_host = origin.to_str().ok().and_then(|origin| origin.split_once("://")).map(|(_, host)| host);
-        let host = request.headers().get(HOST).and_then(|host| host.to_str().ok());
-        if origin_host.is_none() || origin_host != host {
+        // Behind a proxy the host the browser asked for is the forwarded one.
+        let host = |name| request.headers().get(name).and_then(|host: &HeaderValue| host.to_str().ok());
+        let hosts = [host(HOST), host(HeaderName::from_static("x-forwarded-host"))];
+        if origin_host.is_none() || !hosts.contains(&origin_host) {
             let message = format!(
                 "a request from another site ({}) may not change anything here",
                 origin.to_str().unwrap_or("an unreadable origin")

@@ -1,6 +1,6 @@
-//! Login attempts held to a rate: after [`MAX_FAILURES`] wrong passwords within [`WINDOW`], for a
-//! user name or from an address, further logins for it are refused (429) until the window has
-//! passed; a successful login clears its user's count.
+//! Login attempts held to a rate: after [`MAX_FAILURES`] wrong passwords within [`WINDOW`] for a
+//! user name (or [`MAX_FAILURES_PER_ADDRESS`] from an address), further logins for it are refused
+//! (429) until the window has passed; a successful login clears its user's count.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -13,6 +13,9 @@ use axum::http::request::Parts;
 use super::AppError;
 
 pub const MAX_FAILURES: u32 = 10;
+/// An address may be shared (a proxy, an office): it gets more failures before it waits, so one
+/// guesser there cannot lock everyone out at once.
+pub const MAX_FAILURES_PER_ADDRESS: u32 = 100;
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Counters kept at most; the oldest go first (a flood of names cannot grow the map for ever).
 const MAX_ENTRIES: usize = 10_000;
@@ -36,7 +39,8 @@ impl LoginLimits {
         let Ok(mut failures) = self.failures.lock() else { return Ok(()) };
         let now = Instant::now();
         failures.retain(|_, (_, since)| now.duration_since(*since) < WINDOW);
-        if keys.iter().any(|key| failures.get(key).is_some_and(|(count, _)| *count >= MAX_FAILURES)) {
+        let limit = |key: &str| if key.starts_with("addr:") { MAX_FAILURES_PER_ADDRESS } else { MAX_FAILURES };
+        if keys.iter().any(|key| failures.get(key).is_some_and(|(count, _)| *count >= limit(key))) {
             return Err(AppError::TooManyRequests(format!(
                 "too many failed logins; try again in {} minutes",
                 WINDOW.as_secs() / 60
