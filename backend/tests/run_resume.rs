@@ -33,22 +33,31 @@ const INSTANCES_SQL: &str =
 const ANSWER_COUNT_SQL: &str = "SELECT CAST(COUNT(*) AS TEXT) FROM answers WHERE run_id = 2";
 const RUN_STATUS_SQL: &str = "SELECT status FROM runs WHERE run_id = 2";
 
-/// The `culturespa` binary with the fused CPU kernels on, as release builds run them.
-fn on_release_path(data_dir: &std::path::Path) -> std::process::Command {
-    let mut command = common::culturespa(data_dir);
-    command.env("CULTURESPA_CPU_KERNELS", "on");
-    command
+#[test]
+fn a_killed_run_resumes_to_the_same_answers_as_an_uninterrupted_one() {
+    // The release path: the fused CPU kernels, as release builds run them (the fast engine).
+    killed_run_resumes(&[("CULTURESPA_CPU_KERNELS", "on")]);
 }
 
 #[test]
-fn a_killed_run_resumes_to_the_same_answers_as_an_uninterrupted_one() {
+fn a_killed_run_of_a_slow_engine_resumes_alike() {
+    // Every chunk waits 400 ms before it is stored: the kill still falls after the first one.
+    killed_run_resumes(&[(culturespa::pipeline::runner::SLOW_COMMITS_MS, "400")]);
+}
+
+fn killed_run_resumes(environment: &'static [(&'static str, &'static str)]) {
+    let culturespa_with = |data_dir: &std::path::Path| {
+        let mut command = common::culturespa(data_dir);
+        command.envs(environment.iter().copied());
+        command
+    };
     let work = tempfile::tempdir().unwrap();
     let run_file = work.path().join("run.toml");
     std::fs::write(&run_file, RUN_FILE).unwrap();
 
     let whole = work.path().join("whole");
     let status =
-        on_release_path(&whole).args(["run", "--config"]).arg(&run_file).stderr(Stdio::null()).status().unwrap();
+        culturespa_with(&whole).args(["run", "--config"]).arg(&run_file).stderr(Stdio::null()).status().unwrap();
     assert!(status.success());
     let whole_db = Db::of(&whole);
     assert_eq!(whole_db.count(ANSWER_COUNT_SQL), EXPECTED_ANSWERS);
@@ -56,7 +65,7 @@ fn a_killed_run_resumes_to_the_same_answers_as_an_uninterrupted_one() {
 
     let killed = work.path().join("killed");
     // Killed once its first chunk of answers is stored (the runner pauses there for the kill).
-    let mut command = on_release_path(&killed);
+    let mut command = culturespa_with(&killed);
     command.args(["run", "--config"]).arg(&run_file);
     kill_at_commit(command, 1, work.path(), RUN_TIMEOUT);
     let killed_db = Db::of(&killed);
@@ -64,7 +73,7 @@ fn a_killed_run_resumes_to_the_same_answers_as_an_uninterrupted_one() {
     assert_ne!(killed_db.rows(RUN_STATUS_SQL), ["completed"]);
 
     let status =
-        on_release_path(&killed).args(["run", "--resume", &RUN_ID.to_string()]).stderr(Stdio::null()).status().unwrap();
+        culturespa_with(&killed).args(["run", "--resume", &RUN_ID.to_string()]).stderr(Stdio::null()).status().unwrap();
     assert!(status.success());
     assert_eq!(killed_db.rows(RUN_STATUS_SQL), ["completed"]);
     assert_eq!(killed_db.rows(ANSWERS_SQL), whole_db.rows(ANSWERS_SQL));

@@ -124,6 +124,7 @@ pub(super) async fn answer_stage(
         let mut transaction = runner.store.begin().await?;
         transaction.insert_answers(run_id, &answers).await?;
         let event = runner.emit_in(&mut transaction, run_id, RunEvent::Progress { stage, done, total }).await?;
+        super::pause::before_commit().await;
         transaction.commit().await?;
         runner.publish(run_id, event.0, event.1);
         super::pause::after_commit();

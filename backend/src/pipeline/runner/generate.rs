@@ -220,6 +220,7 @@ pub(super) async fn generate_stage(runner: &Runner, run: &Run) -> Result<(), Run
                     let event = RunEvent::Progress { stage: Stage::Generate, done: done + 1, total };
                     events.push(runner.emit_in(&mut transaction, run_id, event).await?);
                 }
+                super::pause::before_commit().await;
                 transaction.commit().await?;
                 for (event_id, event) in events {
                     runner.publish(run_id, event_id, event);

@@ -27,7 +27,7 @@ use crate::survey::SurveyData;
 pub use answer::ANSWER_CHUNK;
 pub use export::sft_dir;
 pub use generate::{derive_seed, SeedPurpose};
-pub use pause::{PAUSE_AFTER_COMMITS, PAUSE_FILE};
+pub use pause::{PAUSE_AFTER_COMMITS, PAUSE_FILE, SLOW_COMMITS_MS};
 pub use terminal::show_progress;
 pub use train::{adapters_dir, training_settings, JOINT_ADAPTER};
 

@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 pub const PAUSE_AFTER_COMMITS: &str = "CULTURESPA_PAUSE_AFTER_COMMITS";
+/// Test hook: milliseconds each piece of stored work waits before it commits (a slow engine).
+pub const SLOW_COMMITS_MS: &str = "CULTURESPA_SLOW_COMMITS_MS";
 pub const PAUSE_FILE: &str = "CULTURESPA_PAUSE_FILE";
 
 static COMMITS: AtomicU64 = AtomicU64::new(0);
@@ -20,6 +22,16 @@ fn pause_point() -> &'static Option<(u64, std::path::PathBuf)> {
         let after = std::env::var(PAUSE_AFTER_COMMITS).ok()?.parse().ok()?;
         Some((after, std::env::var_os(PAUSE_FILE)?.into()))
     })
+}
+
+/// Called before each commit of stored work: with `CULTURESPA_SLOW_COMMITS_MS` set, it waits that
+/// long, so that a test sees the run as an artificially slow engine would make it.
+pub(super) async fn before_commit() {
+    static DELAY: OnceLock<Option<Duration>> = OnceLock::new();
+    let delay = DELAY.get_or_init(|| std::env::var(SLOW_COMMITS_MS).ok()?.parse().ok().map(Duration::from_millis));
+    if let Some(delay) = delay {
+        tokio::time::sleep(*delay).await;
+    }
 }
 
 /// Called after each commit of stored work.
