@@ -4,17 +4,17 @@
 
 mod common;
 
+use common::HttpClient;
+
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use culturespa::api::{app, AppState};
 use culturespa::server::open_store;
 use culturespa::survey::SurveyData;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
@@ -24,8 +24,6 @@ const REVIEWS_EACH: usize = 20;
 /// The instances they share: each annotator reviews 20 consecutive ones, starting at its own.
 const INSTANCES: usize = 40;
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
 async fn send(
     client: &HttpClient,
     addr: SocketAddr,
@@ -33,15 +31,7 @@ async fn send(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Bytes) {
-    let request = Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"))
-        .header("content-type", "application/json")
-        .body(Full::new(body.map(|body| Bytes::from(body.to_string())).unwrap_or_default()))
-        .unwrap();
-    let response = client.request(request).await.unwrap();
-    let status = response.status();
-    (status, response.into_body().collect().await.unwrap().to_bytes())
+    common::http_send(client, addr, method, path, body).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

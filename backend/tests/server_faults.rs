@@ -9,12 +9,9 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::http::{Method, Request, StatusCode};
-use common::{culturespa, Db};
+use axum::http::{Method, StatusCode};
+use common::{culturespa, Db, HttpClient};
 use culturespa::pipeline::runner::{ANSWER_CHUNK, PAUSE_AFTER_COMMITS, PAUSE_FILE};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
@@ -38,8 +35,7 @@ const ANSWERS_SQL: &str = "SELECT question_id || '|' || IFNULL(country_code, '-'
 const INSTANCES_SQL: &str = "SELECT question_id || '|' || country_code || '|' || unaware_code || '|' || aware_code \
      FROM instances WHERE run_id = 2 ORDER BY question_id, country_code";
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
+/// The status and the JSON body; a server that is not up (yet, or any more) is a 503.
 async fn send(
     client: &HttpClient,
     addr: SocketAddr,
@@ -47,18 +43,8 @@ async fn send(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"))
-        .header("content-type", "application/json")
-        .body(Full::new(body.map(|body| Bytes::from(body.to_string())).unwrap_or_default()))
-        .unwrap();
-    match client.request(request).await {
-        Ok(response) => {
-            let status = response.status();
-            let bytes = response.into_body().collect().await.unwrap().to_bytes();
-            (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-        }
+    match common::http_send(client, addr, method, path, body).await {
+        Ok((status, bytes)) => (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Value::Null),
     }
 }

@@ -46,7 +46,7 @@ pub async fn run_command(
     // even when no Finished event came (a single stage of a run with more).
     let (updates, receiver) = broadcast::channel(UPDATE_BUFFER);
     let progress = show_progress(run.run_id, receiver);
-    let outcome = service.execute_in_foreground(run.run_id, only, cancel, updates).await;
+    let outcome = service.execute(run.run_id, only, cancel, updates).await;
     let _ = progress.await;
     Ok((run.run_id, outcome?))
 }

@@ -242,18 +242,9 @@ impl RunService {
         true
     }
 
-    /// Executes the run here and now (the CLI's way), telling `updates` its events.
-    pub async fn execute_in_foreground(
-        &self,
-        run_id: i64,
-        only: Option<Stage>,
-        cancel: CancelToken,
-        updates: broadcast::Sender<RunUpdate>,
-    ) -> Result<RunStatus, RunError> {
-        self.execute(run_id, only, cancel, updates).await
-    }
-
-    async fn execute(
+    /// Executes the run now, one at a time with the others, telling `updates` its events (the
+    /// CLI calls it directly; [`RunService::launch`] queues it).
+    pub async fn execute(
         &self,
         run_id: i64,
         only: Option<Stage>,

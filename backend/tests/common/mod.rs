@@ -102,3 +102,31 @@ pub fn assert_reference(name: &str, actual: f64) {
     let rounded = (actual / precision).round() * precision;
     assert!((rounded - value).abs() < precision / 2.0, "{name}: {actual} rounds to {rounded}, documented {value}");
 }
+
+/// An HTTP/1 client for tests against a server on loopback.
+pub type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<axum::body::Bytes>,
+>;
+
+/// Sends `method path` with a JSON body (or none) to `addr`; the status and the body's bytes.
+pub async fn http_send(
+    client: &HttpClient,
+    addr: std::net::SocketAddr,
+    method: axum::http::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<(axum::http::StatusCode, axum::body::Bytes), hyper_util::client::legacy::Error> {
+    use http_body_util::BodyExt;
+    let body = body.map(|body| axum::body::Bytes::from(body.to_string())).unwrap_or_default();
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(body))
+        .expect("a valid request");
+    let response = client.request(request).await?;
+    let status = response.status();
+    let bytes = response.into_body().collect().await.map(|body| body.to_bytes()).unwrap_or_default();
+    Ok((status, bytes))
+}
