@@ -10,6 +10,9 @@ use sha2::{Digest, Sha256};
 const SESSION_TOKEN_BYTES: usize = 32;
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_USERNAME_CHARS: usize = 64;
+/// What every personal API token starts with, so that one pasted in the wrong place is recognised.
+pub const API_TOKEN_PREFIX: &str = "csp_";
+pub const MAX_API_TOKEN_NAME_CHARS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -17,6 +20,8 @@ pub enum AuthError {
     InvalidUsername,
     #[error("a password needs at least {MIN_PASSWORD_CHARS} characters")]
     PasswordTooShort,
+    #[error("a token name is 1 to {MAX_API_TOKEN_NAME_CHARS} characters, none of them control characters")]
+    InvalidTokenName,
     #[error("hashing the password: {0}")]
     Hash(argon2::password_hash::Error),
 }
@@ -51,7 +56,21 @@ pub fn new_session_token() -> String {
     hex(&bytes)
 }
 
-/// What the store keeps of a session token: its SHA-256 digest (hex).
+/// A fresh personal API token: the prefix and 256 random bits (hex).
+pub fn new_api_token() -> String {
+    format!("{API_TOKEN_PREFIX}{}", new_session_token())
+}
+
+/// The trimmed name of a new API token.
+pub fn validate_token_name(name: &str) -> Result<&str, AuthError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_API_TOKEN_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(AuthError::InvalidTokenName);
+    }
+    Ok(name)
+}
+
+/// What the store keeps of a session or API token: its SHA-256 digest (hex).
 pub fn token_digest(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
@@ -83,6 +102,16 @@ mod tests {
             token_digest("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" // FIPS 180-2 example
         );
+    }
+
+    #[test]
+    fn api_tokens_are_prefixed_and_named_plainly() {
+        let token = new_api_token();
+        assert!(token.starts_with(API_TOKEN_PREFIX) && token.len() == API_TOKEN_PREFIX.len() + 2 * SESSION_TOKEN_BYTES);
+        assert_eq!(validate_token_name("  table script ").unwrap(), "table script");
+        for bad in ["", "  ", "a\nb", &"x".repeat(MAX_API_TOKEN_NAME_CHARS + 1)] {
+            assert!(validate_token_name(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The route × role matrix: every route of the API (read from the router's source, so a route
 //! without a row fails), for open mode, no login, an annotator, a collaborator and an admin,
-//! passes or refuses the viewer as its row says.
+//! passes or refuses the viewer as its row says; a collaborator's personal API token is let in
+//! exactly where the collaborator's session is.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::{HeaderName, AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::{Method, Request, StatusCode};
 use culturespa::api::{app, AppState};
 use culturespa::auth::hash_password;
@@ -27,6 +28,10 @@ enum Policy {
     Annotator,
     /// Collaborators and admins (and anyone in open mode).
     Collaborator,
+    /// Any account; open mode has none (400).
+    Account,
+    /// Admins; open mode has none (400).
+    Admin,
 }
 
 /// `(method, route as the router writes it, a request of it, body, policy)`.
@@ -86,6 +91,21 @@ fn matrix(instance_id: i64) -> Vec<(Method, &'static str, String, Option<Value>,
         get("/persona-meter", "/api/persona-meter?run=1&variant=P1", Public),
         get("/relations", "/api/relations?source=human", Public),
         get("/culture-map", "/api/culture-map", Public),
+        get("/tokens", "/api/tokens", Account),
+        (Method::POST, "/tokens", "/api/tokens".into(), Some(json!({"name": "matrix"})), Account),
+        (Method::DELETE, "/tokens/{token_id}", "/api/tokens/999999".into(), None, Account),
+        get("/users", "/api/users", Admin),
+        // An invalid username: past the role check, nothing is added.
+        (
+            Method::POST,
+            "/users",
+            "/api/users".into(),
+            Some(json!({"username": "", "password": "x", "role": "annotator"})),
+            Admin,
+        ),
+        (Method::PUT, "/users/{username}", "/api/users/nobody".into(), Some(json!({"role": "annotator"})), Admin),
+        (Method::DELETE, "/users/{username}", "/api/users/nobody".into(), None, Admin),
+        (Method::POST, "/users/{username}/revoke", "/api/users/nobody/revoke".into(), None, Admin),
         // Last: it ends the session it is sent with.
         (Method::POST, "/logout", "/api/logout".into(), None, Public),
     ]
@@ -115,11 +135,11 @@ async fn status(
     method: &Method,
     uri: &str,
     body: &Option<Value>,
-    cookie: Option<&str>,
+    credential: Option<(HeaderName, &str)>,
 ) -> StatusCode {
     let mut request = Request::builder().method(method.clone()).uri(uri).header("content-type", "application/json");
-    if let Some(cookie) = cookie {
-        request = request.header(COOKIE, cookie);
+    if let Some((name, value)) = credential {
+        request = request.header(name, value);
     }
     let body = body.as_ref().map_or_else(Body::empty, |body| Body::from(body.to_string()));
     // Only the status: a stream's body may go on.
@@ -143,6 +163,22 @@ async fn login(state: &AppState, username: &str, role: Role) -> String {
     response.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string()
 }
 
+/// A personal API token of the session's user, made through the API.
+async fn api_token(state: &AppState, cookie: &str) -> String {
+    use http_body_util::BodyExt;
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/tokens")
+        .header("content-type", "application/json")
+        .header(COOKIE, cookie)
+        .body(Body::from(json!({"name": "matrix script"}).to_string()))
+        .unwrap();
+    let response = app(state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    created["secret"].as_str().unwrap().to_string()
+}
+
 async fn first_instance_id(state: &AppState) -> i64 {
     use http_body_util::BodyExt;
     let request = Request::builder().uri("/api/instances?run=1&limit=1").body(Body::empty()).unwrap();
@@ -159,6 +195,7 @@ async fn every_route_lets_in_the_roles_of_its_row_and_no_others() {
     let collaborator = login(&state, "cy", Role::Collaborator).await;
     let admin = login(&state, "ada", Role::Admin).await;
     let instance_id = first_instance_id(&state).await;
+    let token = api_token(&state, &collaborator).await;
 
     let rows = matrix(instance_id);
     let covered: BTreeSet<(String, String)> =
@@ -170,9 +207,10 @@ async fn every_route_lets_in_the_roles_of_its_row_and_no_others() {
     for (method, route, uri, body, policy) in &rows {
         let open = status(&open_state, method, uri, body, None).await;
         let anonymous = status(&state, method, uri, body, None).await;
-        let as_annotator = status(&state, method, uri, body, Some(&annotator)).await;
-        let as_collaborator = status(&state, method, uri, body, Some(&collaborator)).await;
-        let as_admin = status(&state, method, uri, body, Some(&admin)).await;
+        let as_annotator = status(&state, method, uri, body, Some((COOKIE, &annotator))).await;
+        let as_collaborator = status(&state, method, uri, body, Some((COOKIE, &collaborator))).await;
+        let as_admin = status(&state, method, uri, body, Some((COOKIE, &admin))).await;
+        let with_token = status(&state, method, uri, body, Some((AUTHORIZATION, &format!("Bearer {token}")))).await;
         // Login with wrong credentials is a 401 where accounts exist (the credentials, not the
         // role), and a 400 in open mode (there is nothing to log in to).
         let login_row = *route == "/login";
@@ -180,7 +218,15 @@ async fn every_route_lets_in_the_roles_of_its_row_and_no_others() {
             Policy::Public => [false, false, false, false, false],
             Policy::Annotator => [false, true, false, false, false],
             Policy::Collaborator => [false, true, true, false, false],
+            Policy::Account => [false, true, false, false, false],
+            Policy::Admin => [false, true, true, true, false],
         };
+        if matches!(policy, Policy::Account | Policy::Admin) {
+            assert_eq!(open, StatusCode::BAD_REQUEST, "{method} {route}: open mode has no accounts");
+        }
+        if refused(with_token) != refused(as_collaborator) {
+            wrong.push(format!("{method} {route}: the collaborator's token got {with_token}, its session {as_collaborator}"));
+        }
         let got = [open, anonymous, as_annotator, as_collaborator, as_admin];
         let outcome: Vec<bool> = got.iter().map(|status| refused(*status)).collect();
         let expected_outcome = if login_row { vec![false, true, true, true, true] } else { expected.to_vec() };
@@ -191,7 +237,7 @@ async fn every_route_lets_in_the_roles_of_its_row_and_no_others() {
         if matches!(policy, Policy::Annotator | Policy::Collaborator) && !login_row {
             assert_eq!(anonymous, StatusCode::UNAUTHORIZED, "{method} {route}");
         }
-        if *policy == Policy::Collaborator {
+        if matches!(policy, Policy::Collaborator | Policy::Admin) {
             assert_eq!(as_annotator, StatusCode::FORBIDDEN, "{method} {route}");
         }
     }

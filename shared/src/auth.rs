@@ -62,3 +62,64 @@ pub struct Login {
     pub username: String,
     pub password: String,
 }
+
+/// A personal API token as its owner sees it: never the secret, which is shown once at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub token_id: i64,
+    pub name: String,
+    pub created_at: String,
+    /// When a request last used it (to the minute); `None` if never.
+    pub last_used_at: Option<String>,
+}
+
+/// `POST /api/tokens`: a name for the new token (what it is for: "table script", "laptop").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewApiToken {
+    pub name: String,
+}
+
+/// The answer to `POST /api/tokens`: the token and its secret, which the server does not keep
+/// (send it as `Authorization: Bearer SECRET`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedApiToken {
+    pub token: ApiToken,
+    pub secret: String,
+}
+
+/// `POST /api/users` (admins): a new account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    pub role: Role,
+}
+
+/// `PUT /api/users/{username}` (admins): change the role, set a new password, or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// A new password; the account's sessions end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// An account as the admin page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub username: String,
+    pub role: Role,
+    pub created_at: String,
+    /// Unexpired login sessions.
+    pub sessions: u32,
+    pub api_tokens: u32,
+}
+
+/// `POST /api/users/{username}/revoke`: what ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoked {
+    pub sessions: u64,
+    pub api_tokens: u64,
+}

@@ -1,15 +1,16 @@
 //! Who is asking: open local mode while no account exists, otherwise the user of the session
-//! cookie. `POST /api/login`, `POST /api/logout`, `GET /api/me`.
+//! cookie or of a personal API token (`Authorization: Bearer csp_...`). `POST /api/login`,
+//! `POST /api/logout`, `GET /api/me`.
 
 use std::sync::LazyLock;
 
 use axum::extract::{FromRequestParts, State};
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{AppendHeaders, IntoResponse};
 use axum::Json;
-use shared::auth::{AccessMode, Login, Me, User};
+use shared::auth::{AccessMode, Login, Me, Role, User};
 
 use super::login_limits::{login_keys, ClientAddress};
 use super::{AppError, AppState};
@@ -76,6 +77,31 @@ impl Viewer {
         }
     }
 
+    /// The logged-in user (sessions and API tokens are an account's; open mode has none).
+    pub fn require_user(&self) -> Result<&User, AppError> {
+        match self {
+            Viewer::User(user) => Ok(user),
+            Viewer::Open => Err(AppError::BadRequest(
+                "no user account exists: the server runs in open local mode (add one with `culturespa users add`)"
+                    .to_string(),
+            )),
+            Viewer::Anonymous => Err(AppError::Unauthorized("log in first".to_string())),
+        }
+    }
+
+    /// Admins only, even in open mode: accounts are administered by an account (or the CLI).
+    pub fn require_admin(&self) -> Result<&User, AppError> {
+        let user = self.require_user()?;
+        if user.role != Role::Admin {
+            return Err(AppError::Forbidden(format!(
+                "{} is an {}: this needs an admin",
+                user.username,
+                user.role.as_str()
+            )));
+        }
+        Ok(user)
+    }
+
     /// Collaborators and admins (and anyone in open mode) see agreement and change settings.
     pub fn require_collaborator(&self) -> Result<(), AppError> {
         match self {
@@ -98,10 +124,33 @@ impl FromRequestParts<AppState> for Viewer {
         if !state.store.has_users().await? {
             return Ok(Viewer::Open);
         }
+        if let Some(token) = bearer_token(&parts.headers)? {
+            return match state.store.api_token_user(&token_digest(token)).await? {
+                Some(user) => Ok(Viewer::User(user)),
+                None => Err(AppError::Unauthorized("the API token is not valid: revoked, or mistyped".to_string())),
+            };
+        }
         let Some(token) = session_token(&parts.headers) else {
             return Ok(Viewer::Anonymous);
         };
         Ok(state.store.session_user(&token_digest(&token)).await?.map_or(Viewer::Anonymous, Viewer::User))
+    }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header, if the request has one.
+fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty());
+    match token {
+        Some(token) => Ok(Some(token)),
+        None => Err(AppError::Unauthorized("the Authorization header is not `Bearer TOKEN`".to_string())),
     }
 }
 

@@ -5,6 +5,7 @@ use axum::Json;
 use shared::api::ErrorBody;
 
 use crate::analysis::AnalysisError;
+use crate::auth::AuthError;
 use crate::runs::RunError;
 use crate::store::StoreError;
 
@@ -41,6 +42,17 @@ impl From<StoreError> for AppError {
             StoreError::Conflict(message) => AppError::Conflict(message),
             StoreError::Forbidden(message) => AppError::Forbidden(message),
             other => AppError::Store(other),
+        }
+    }
+}
+
+impl From<AuthError> for AppError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Hash(_) => AppError::Internal(error.to_string()),
+            AuthError::InvalidUsername | AuthError::PasswordTooShort | AuthError::InvalidTokenName => {
+                AppError::BadRequest(error.to_string())
+            }
         }
     }
 }

@@ -16,6 +16,8 @@ mod run_control;
 mod runs;
 mod scores;
 mod survey;
+mod tokens;
+mod users;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -109,6 +111,11 @@ pub fn app(state: AppState) -> Router {
         .route("/me", get(auth::me))
         .route("/login", post(auth::login))
         .route("/logout", post(auth::logout))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{token_id}", delete(tokens::revoke))
+        .route("/users", get(users::list).post(users::add))
+        .route("/users/{username}", axum::routing::put(users::change).delete(users::remove))
+        .route("/users/{username}/revoke", post(users::revoke))
         .route("/questions/{question_id}/answers", get(questions::answers))
         .route("/instances", get(instances::list))
         .route("/instances/download", get(instances::download))

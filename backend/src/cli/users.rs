@@ -1,4 +1,5 @@
-//! `culturespa users add|list`: accounts. While none exists the server runs in open local mode.
+//! `culturespa users add|list|remove|role|reset-password|revoke|token`: accounts and their personal
+//! API tokens. While no account exists the server runs in open local mode.
 
 use std::path::PathBuf;
 
@@ -51,9 +52,38 @@ pub enum UsersCommand {
         #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
         data_dir: PathBuf,
     },
-    /// End every session of an account (it logs in again).
+    /// End every session of an account (it logs in again) and revoke its API tokens.
     Revoke {
         username: String,
+        #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+        data_dir: PathBuf,
+    },
+    /// Personal API tokens of an account, for scripts: `Authorization: Bearer csp_...`.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Create a token named NAME for USERNAME and print its secret (shown this once).
+    Add {
+        username: String,
+        name: String,
+        #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+        data_dir: PathBuf,
+    },
+    /// List an account's tokens (id, name, created, last used).
+    List {
+        username: String,
+        #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+        data_dir: PathBuf,
+    },
+    /// Revoke one token by its id.
+    Revoke {
+        username: String,
+        token_id: i64,
         #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
         data_dir: PathBuf,
     },
@@ -106,8 +136,40 @@ pub async fn run(command: UsersCommand) -> anyhow::Result<()> {
             println!("new password for {username}; its sessions ended");
         }
         UsersCommand::Revoke { username, data_dir } => {
-            let revoked = Store::open(&data_dir).await?.revoke_sessions(&username).await?;
-            println!("ended {revoked} session(s) of {username}");
+            let revoked = Store::open(&data_dir).await?.revoke_credentials(&username).await?;
+            println!(
+                "ended {} session(s) and revoked {} API token(s) of {username}",
+                revoked.sessions, revoked.api_tokens
+            );
+        }
+        UsersCommand::Token { command } => run_token(command).await?,
+    }
+    Ok(())
+}
+
+async fn run_token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Add { username, name, data_dir } => {
+            let name = auth::validate_token_name(&name)?;
+            let secret = auth::new_api_token();
+            let token =
+                Store::open(&data_dir).await?.create_api_token(&username, name, &auth::token_digest(&secret)).await?;
+            eprintln!("token {} ({}) of {username}; the secret is shown this once:", token.token_id, token.name);
+            println!("{secret}");
+        }
+        TokenCommand::List { username, data_dir } => {
+            let store = Store::open(&data_dir).await?;
+            if store.credentials(&username).await?.is_none() {
+                anyhow::bail!("user '{username}' not found");
+            }
+            for token in store.api_tokens(&username).await? {
+                let last_used = token.last_used_at.as_deref().unwrap_or("never used");
+                println!("{}\t{}\t{}\t{last_used}", token.token_id, token.name, token.created_at);
+            }
+        }
+        TokenCommand::Revoke { username, token_id, data_dir } => {
+            Store::open(&data_dir).await?.revoke_api_token(&username, token_id).await?;
+            println!("revoked API token {token_id} of {username}");
         }
     }
     Ok(())

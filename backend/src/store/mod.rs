@@ -2,6 +2,7 @@
 //! Writes that belong together run in one transaction.
 
 mod answer_codec;
+mod api_tokens;
 mod answers;
 mod calibration;
 mod generation;
@@ -20,6 +21,7 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use answers::NewAnswer;
+pub use api_tokens::MAX_API_TOKENS_PER_USER;
 pub use generation::{generated_set_name, is_generated_set_name, GenerationAttempt};
 pub use instance_filter::{InstanceFilter, ReviewQueue};
 pub use pipeline::AnswerKey;

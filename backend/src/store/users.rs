@@ -1,7 +1,7 @@
 //! User accounts and their login sessions. Passwords arrive here already hashed, session tokens
 //! as digests: the store never sees a secret.
 
-use shared::auth::{Role, User};
+use shared::auth::{Account, Revoked, Role, User};
 
 use super::{Store, StoreError};
 
@@ -14,7 +14,7 @@ pub struct Credentials {
     pub password_hash: String,
 }
 
-fn parse_role(text: &str) -> Result<Role, StoreError> {
+pub(super) fn parse_role(text: &str) -> Result<Role, StoreError> {
     Role::parse(text).ok_or_else(|| StoreError::Invalid(format!("role '{text}'")))
 }
 
@@ -97,57 +97,134 @@ impl Store {
         Ok(())
     }
 
-    /// Removes an account and its sessions (its reviews stay, under its name).
+    /// Removes an account, its sessions and its API tokens (its reviews stay, under its name).
+    /// The last admin stays while other accounts exist: someone must be able to administer them.
     pub async fn remove_user(&self, username: &str) -> Result<(), StoreError> {
-        let removed = sqlx::query("DELETE FROM users WHERE username = ?").bind(username).execute(&self.pool).await?;
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        keeps_an_admin(&mut transaction, username, None).await?;
+        let removed =
+            sqlx::query("DELETE FROM users WHERE username = ?").bind(username).execute(&mut *transaction).await?;
         if removed.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user '{username}'")));
         }
-        Ok(())
-    }
-
-    /// Changes an account's role; its sessions carry the new role from their next request.
-    pub async fn set_role(&self, username: &str, role: Role) -> Result<User, StoreError> {
-        let changed = sqlx::query("UPDATE users SET role = ? WHERE username = ?")
-            .bind(role.as_str())
-            .bind(username)
-            .execute(&self.pool)
-            .await?;
-        if changed.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("user '{username}'")));
-        }
-        Ok(User { username: username.to_string(), role })
-    }
-
-    /// Replaces an account's password and ends its sessions (one transaction).
-    pub async fn set_password(&self, username: &str, password_hash: &str) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let changed = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
-            .bind(password_hash)
-            .bind(username)
-            .execute(&mut *transaction)
-            .await?;
-        if changed.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("user '{username}'")));
-        }
-        sqlx::query("DELETE FROM sessions WHERE user_id = (SELECT user_id FROM users WHERE username = ?)")
-            .bind(username)
-            .execute(&mut *transaction)
-            .await?;
         transaction.commit().await?;
         Ok(())
     }
 
-    /// Ends every session of an account; returns how many there were.
-    pub async fn revoke_sessions(&self, username: &str) -> Result<u64, StoreError> {
-        if self.credentials(username).await?.is_none() {
-            return Err(StoreError::NotFound(format!("user '{username}'")));
-        }
-        let revoked =
+    /// Every account with its creation time and how many sessions and API tokens it holds.
+    pub async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+            "SELECT u.username, u.role, u.created_at,
+                    (SELECT COUNT(*) FROM sessions AS s
+                     WHERE s.user_id = u.user_id AND s.expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+                    (SELECT COUNT(*) FROM api_tokens AS t WHERE t.user_id = u.user_id)
+             FROM users AS u ORDER BY u.username",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(username, role, created_at, sessions, api_tokens)| {
+                Ok(Account {
+                    username,
+                    role: parse_role(&role)?,
+                    created_at,
+                    sessions: u32::try_from(sessions).unwrap_or(u32::MAX),
+                    api_tokens: u32::try_from(api_tokens).unwrap_or(u32::MAX),
+                })
+            })
+            .collect()
+    }
+
+    /// Changes an account's role; its sessions and tokens carry the new role from their next
+    /// request. The last admin is not demoted while other accounts exist.
+    pub async fn set_role(&self, username: &str, role: Role) -> Result<User, StoreError> {
+        self.change_account(username, Some(role), None).await
+    }
+
+    /// Replaces an account's password and ends its sessions.
+    pub async fn set_password(&self, username: &str, password_hash: &str) -> Result<(), StoreError> {
+        self.change_account(username, None, Some(password_hash)).await.map(drop)
+    }
+
+    /// A new role, a new password (which ends the account's sessions), or both, in one transaction.
+    pub async fn change_account(
+        &self,
+        username: &str,
+        role: Option<Role>,
+        password_hash: Option<&str>,
+    ) -> Result<User, StoreError> {
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let current: Option<String> = sqlx::query_scalar("SELECT role FROM users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&mut *transaction)
+            .await?;
+        let current = current.ok_or_else(|| StoreError::NotFound(format!("user '{username}'")))?;
+        let role = match role {
+            Some(role) => {
+                keeps_an_admin(&mut transaction, username, Some(role)).await?;
+                sqlx::query("UPDATE users SET role = ? WHERE username = ?")
+                    .bind(role.as_str())
+                    .bind(username)
+                    .execute(&mut *transaction)
+                    .await?;
+                role
+            }
+            None => parse_role(&current)?,
+        };
+        if let Some(password_hash) = password_hash {
+            sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
+                .bind(password_hash)
+                .bind(username)
+                .execute(&mut *transaction)
+                .await?;
             sqlx::query("DELETE FROM sessions WHERE user_id = (SELECT user_id FROM users WHERE username = ?)")
                 .bind(username)
-                .execute(&self.pool)
+                .execute(&mut *transaction)
                 .await?;
-        Ok(revoked.rows_affected())
+        }
+        transaction.commit().await?;
+        Ok(User { username: username.to_string(), role })
     }
+
+    /// Ends every session of an account and revokes its API tokens (one transaction).
+    pub async fn revoke_credentials(&self, username: &str) -> Result<Revoked, StoreError> {
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let user_id: Option<i64> = sqlx::query_scalar("SELECT user_id FROM users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&mut *transaction)
+            .await?;
+        let user_id = user_id.ok_or_else(|| StoreError::NotFound(format!("user '{username}'")))?;
+        let sessions =
+            sqlx::query("DELETE FROM sessions WHERE user_id = ?").bind(user_id).execute(&mut *transaction).await?;
+        let api_tokens =
+            sqlx::query("DELETE FROM api_tokens WHERE user_id = ?").bind(user_id).execute(&mut *transaction).await?;
+        transaction.commit().await?;
+        Ok(Revoked { sessions: sessions.rows_affected(), api_tokens: api_tokens.rows_affected() })
+    }
+}
+
+/// Fails when `username` is the last admin, other accounts exist, and it would stop being an admin
+/// (removed: `new_role` `None`, or given another role).
+async fn keeps_an_admin(
+    transaction: &mut sqlx::SqliteConnection,
+    username: &str,
+    new_role: Option<Role>,
+) -> Result<(), StoreError> {
+    if new_role == Some(Role::Admin) {
+        return Ok(());
+    }
+    let (is_admin, admins, accounts): (bool, i64, i64) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE username = ? AND role = 'admin'),
+                (SELECT COUNT(*) FROM users WHERE role = 'admin'),
+                (SELECT COUNT(*) FROM users)",
+    )
+    .bind(username)
+    .fetch_one(&mut *transaction)
+    .await?;
+    if is_admin && admins == 1 && accounts > 1 {
+        return Err(StoreError::Conflict(format!(
+            "{username} is the last admin: make another account admin first"
+        )));
+    }
+    Ok(())
 }
