@@ -225,7 +225,9 @@ async fn every_route_lets_in_the_roles_of_its_row_and_no_others() {
             assert_eq!(open, StatusCode::BAD_REQUEST, "{method} {route}: open mode has no accounts");
         }
         if refused(with_token) != refused(as_collaborator) {
-            wrong.push(format!("{method} {route}: the collaborator's token got {with_token}, its session {as_collaborator}"));
+            wrong.push(format!(
+                "{method} {route}: the collaborator's token got {with_token}, its session {as_collaborator}"
+            ));
         }
         let got = [open, anonymous, as_annotator, as_collaborator, as_admin];
         let outcome: Vec<bool> = got.iter().map(|status| refused(*status)).collect();

@@ -125,7 +125,8 @@ async fn the_last_admin_stays_while_other_accounts_exist() {
     let store = Store::in_memory().await.unwrap();
     store.add_user("ada", "hash", Role::Admin).await.unwrap();
     store.add_user("ann", "hash", Role::Annotator).await.unwrap();
-    for refused in [store.remove_user("ada").await.unwrap_err(), store.set_role("ada", Role::Collaborator).await.unwrap_err()]
+    for refused in
+        [store.remove_user("ada").await.unwrap_err(), store.set_role("ada", Role::Collaborator).await.unwrap_err()]
     {
         assert!(refused.to_string().contains("ada is the last admin"), "{refused}");
     }
@@ -139,7 +140,13 @@ async fn the_last_admin_stays_while_other_accounts_exist() {
 }
 
 /// Sends a request to the app; the status and the JSON body (`Null` when empty).
-async fn send(state: &AppState, method: Method, uri: &str, credential: Option<(&str, &str)>, body: Option<Value>) -> (StatusCode, Value) {
+async fn send(
+    state: &AppState,
+    method: Method,
+    uri: &str,
+    credential: Option<(&str, &str)>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut request = Request::builder().method(method).uri(uri).header("content-type", "application/json");
     if let Some((name, value)) = credential {
         request = request.header(name, value);
@@ -215,7 +222,10 @@ async fn an_admin_administers_accounts_and_a_user_their_tokens_through_the_api()
     assert_eq!(login(&state, "ann", "ann-password").await, Err(StatusCode::UNAUTHORIZED));
     login(&state, "ann", "ann-new-password").await.unwrap();
     let unknown = json!({"role": "annotator", "shoe_size": 9});
-    assert_eq!(send(&state, Method::PUT, "/api/users/ann", admin, Some(unknown)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        send(&state, Method::PUT, "/api/users/ann", admin, Some(unknown)).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
 
     // Revoke: the session and the token end.
     let (status, revoked) = send(&state, Method::POST, "/api/users/ann/revoke", admin, None).await;
@@ -236,5 +246,8 @@ async fn an_admin_administers_accounts_and_a_user_their_tokens_through_the_api()
     assert_eq!(send(&state, Method::GET, "/api/users", Some(("authorization", &bearer)), None).await.0, StatusCode::OK);
     let uri = format!("/api/tokens/{token_id}");
     assert_eq!(send(&state, Method::DELETE, &uri, admin, None).await.0, StatusCode::NO_CONTENT);
-    assert_eq!(send(&state, Method::GET, "/api/users", Some(("authorization", &bearer)), None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&state, Method::GET, "/api/users", Some(("authorization", &bearer)), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }

@@ -117,6 +117,22 @@ impl Session {
         }
     }
 
+    /// Runs `culturespa ARGS --data-dir DIR` on this session's data (as an operator on the server's
+    /// machine would); fails the test when it fails.
+    pub fn cli(&self, args: &[&str], envs: &[(&str, &str)]) -> String {
+        let output = Command::new(server_binary())
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .envs(envs.iter().copied())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "culturespa {args:?}: {text}");
+        text
+    }
+
     pub async fn open(&self, path: &str) {
         self.client.goto(&format!("{}{path}", self.base_url)).await.unwrap();
     }

@@ -3,6 +3,7 @@ use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::path;
 
 use crate::pages::runs::{CompareRunsPage, RunPage, RunsPage};
+use crate::pages::{account::AccountPage, admin::AdminPage};
 use crate::pages::{culture_map::CultureMapPage, relations::RelationsPage};
 use crate::pages::{cultures::CulturesPage, questions::QuestionsPage};
 use crate::pages::{instances::InstancesPage, question::QuestionPage, review::ReviewPage};
@@ -21,6 +22,7 @@ pub fn App() -> impl IntoView {
                     <A href="/relations">"Relations"</A>
                     <A href="/map">"Culture map"</A>
                     <A href="/runs">"Runs"</A>
+                    <A href="/account">"Account"</A>
                 </nav>
             </header>
             <main>
@@ -35,6 +37,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/runs") view=RunsPage />
                     <Route path=path!("/runs/compare") view=CompareRunsPage />
                     <Route path=path!("/runs/:run_id") view=RunPage />
+                    <Route path=path!("/account") view=AccountPage />
+                    <Route path=path!("/admin") view=AdminPage />
                 </Routes>
             </main>
             <footer>

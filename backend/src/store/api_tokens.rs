@@ -18,7 +18,12 @@ fn token((token_id, name, created_at, last_used_at): TokenRow) -> ApiToken {
 impl Store {
     /// Adds a token named `name` (checked by `auth::validate_token_name`) to `username`'s account;
     /// a name the account already uses is a conflict, as is a 21st token.
-    pub async fn create_api_token(&self, username: &str, name: &str, token_sha256: &str) -> Result<ApiToken, StoreError> {
+    pub async fn create_api_token(
+        &self,
+        username: &str,
+        name: &str,
+        token_sha256: &str,
+    ) -> Result<ApiToken, StoreError> {
         let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let user_id: Option<i64> = sqlx::query_scalar("SELECT user_id FROM users WHERE username = ?")
             .bind(username)

@@ -2,8 +2,8 @@
 //! Writes that belong together run in one transaction.
 
 mod answer_codec;
-mod api_tokens;
 mod answers;
+mod api_tokens;
 mod calibration;
 mod generation;
 mod instance_filter;

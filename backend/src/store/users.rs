@@ -222,9 +222,7 @@ async fn keeps_an_admin(
     .fetch_one(&mut *transaction)
     .await?;
     if is_admin && admins == 1 && accounts > 1 {
-        return Err(StoreError::Conflict(format!(
-            "{username} is the last admin: make another account admin first"
-        )));
+        return Err(StoreError::Conflict(format!("{username} is the last admin: make another account admin first")));
     }
     Ok(())
 }

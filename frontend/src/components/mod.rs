@@ -1,10 +1,11 @@
 //! Pieces the pages share, one file each: SVG charts, table downloads, the persona meter, URLs,
-//! the loading view, the run picker's data, option labels and bars, review status labels, the
+//! the loading view, the login form, the run picker's data, option labels and bars, review status labels, the
 //! reviewer's stored name.
 
 pub mod charts;
 pub mod download;
 pub mod loaded;
+pub mod login;
 pub mod options;
 pub mod persona_meter;
 pub mod review_status;

@@ -1,3 +1,5 @@
+pub mod account;
+pub mod admin;
 pub mod culture_map;
 pub mod cultures;
 pub mod instances;

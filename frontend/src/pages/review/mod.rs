@@ -13,10 +13,11 @@ use gloo_net::http::Method;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_query_map;
-use shared::auth::{AccessMode, Login, Me};
+use shared::auth::{AccessMode, Me};
 
 use crate::api;
 use crate::components::loaded;
+use crate::components::login::LoginForm;
 use crate::components::reviewer::{store_reviewer_name, stored_reviewer_name};
 use reviewing::Reviewing;
 
@@ -53,7 +54,7 @@ pub fn ReviewPage() -> impl IntoView {
                 }
             }
             .into_any(),
-            (AccessMode::Accounts, None) => view! { <LoginForm me=me_resource /> }.into_any(),
+            (AccessMode::Accounts, None) => view! { <LoginForm me=me_resource purpose="review" /> }.into_any(),
             (AccessMode::Accounts, Some(user)) => {
                 let collaborator = user.role.is_collaborator();
                 view! {
@@ -90,31 +91,6 @@ fn NameForm(open_name: RwSignal<Option<String>>) -> impl IntoView {
             <p>"No accounts on this server: reviews are kept under the name you give (asked once, kept in this browser)."</p>
             <label>"Your name " <input name="reviewer" required bind:value=name autofocus /></label>
             <button type="submit">"Start reviewing"</button>
-        </form>
-    }
-}
-
-#[component]
-fn LoginForm(me: LocalResource<Result<Me, String>>) -> impl IntoView {
-    let username = RwSignal::new(String::new());
-    let password = RwSignal::new(String::new());
-    let error = RwSignal::new(String::new());
-    view! {
-        <form class="login-form" on:submit=move |event| {
-            event.prevent_default();
-            let login = Login { username: username.get_untracked(), password: password.get_untracked() };
-            spawn_local(async move {
-                match api::send::<_, Me>(Method::POST, "/login", Some(&login)).await {
-                    Ok(_) => me.refetch(),
-                    Err(message) => error.set(message),
-                }
-            });
-        }>
-            <p>"Log in to review."</p>
-            <label>"Username " <input name="username" autocomplete="username" bind:value=username /></label>
-            <label>"Password " <input name="password" type="password" autocomplete="current-password" bind:value=password /></label>
-            <button type="submit">"Log in"</button>
-            {move || (!error.get().is_empty()).then(|| view! { <p class="error">{error.get()}</p> })}
         </form>
     }
 }
