@@ -85,6 +85,31 @@ async fn every_response_carries_the_security_headers() {
     }
 }
 
+#[tokio::test]
+async fn the_page_may_run_its_own_inline_loader_and_no_other_inline_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let dist = dir.path().join("dist");
+    std::fs::create_dir(&dist).unwrap();
+    std::fs::write(dist.join("index.html"), "<html><head><script type=\"module\">alert(1)</script></head></html>")
+        .unwrap();
+    let survey = Arc::new(SurveyData::embedded().unwrap());
+    let store = open_store(dir.path(), &survey).await.unwrap();
+    let state = AppState::new(survey, store, Some(dist), common::model_source());
+    for uri in ["/", "/review"] {
+        let (status, headers, body) = call(&state, Method::GET, uri, Body::empty()).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        assert!(String::from_utf8_lossy(&body).contains("alert(1)"));
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        let scripts = policy.split("; ").find(|directive| directive.starts_with("script-src")).unwrap();
+        // sha256("alert(1)"): `printf 'alert(1)' | openssl dgst -sha256 -binary | base64`.
+        assert_eq!(
+            scripts, "script-src 'self' 'wasm-unsafe-eval' 'sha256-bhHHL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI='",
+            "{uri}"
+        );
+        assert!(policy.contains("default-src 'self'") && policy.contains("object-src 'none'"), "{policy}");
+    }
+}
+
 async fn call_with(
     state: &AppState,
     method: Method,

@@ -36,3 +36,22 @@ async fn an_unknown_topic_shows_the_api_error() {
     assert!(errors[0].contains("topic '42' not found"), "{}", errors[0]);
     session.close().await;
 }
+
+#[tokio::test]
+async fn the_app_runs_under_its_content_security_policy_which_stops_injected_scripts() {
+    let inject = "
+        window.injected = false;
+        const injected = document.createElement('script');
+        injected.textContent = 'window.injected = true;';
+        document.head.appendChild(injected);
+        return window.injected;";
+    let session = Session::start().await;
+    // Where no policy holds, the injected inline script runs.
+    session.client.goto("about:blank").await.unwrap();
+    assert_eq!(session.client.execute(inject, vec![]).await.unwrap(), true);
+    session.open("/").await;
+    // The app (its inline loader and the WebAssembly) ran: the page is drawn.
+    session.texts("table.cultures tr.culture", 18).await;
+    assert_eq!(session.client.execute(inject, vec![]).await.unwrap(), false, "the policy stops an injected script");
+    session.close().await;
+}

@@ -1,32 +1,31 @@
 //! What every response carries and every request is held to: security headers, a body limit.
 
-use axum::extract::Request;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
 use axum::http::header::{HeaderName, HeaderValue, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
 use axum::http::header::{HOST, ORIGIN, X_FRAME_OPTIONS};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::content_security::ContentSecurity;
 use super::AppError;
 
 /// The largest request body the API reads (run configurations, reviews and logins are small).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
-/// No framing (clickjacking), no other page's plugins or forms, no base-URL tricks. Scripts are
-/// left to the default so that the Trunk-built loader keeps working.
-const CONTENT_SECURITY: &str = "frame-ancestors 'none'; base-uri 'self'; object-src 'none'; form-action 'self'";
-
-/// Adds the security headers to a response that does not set them itself.
-pub async fn security_headers(mut response: Response) -> Response {
+/// Adds the security headers to a response that does not set them itself; the
+/// Content-Security-Policy is the server's (`content_security.rs`).
+pub async fn security_headers(State(security): State<Arc<ContentSecurity>>, mut response: Response) -> Response {
     let headers = response.headers_mut();
-    let defaults: [(HeaderName, &'static str); 4] = [
-        (X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (X_FRAME_OPTIONS, "DENY"),
-        (REFERRER_POLICY, "same-origin"),
-        (CONTENT_SECURITY_POLICY, CONTENT_SECURITY),
-    ];
+    let defaults: [(HeaderName, &'static str); 3] =
+        [(X_CONTENT_TYPE_OPTIONS, "nosniff"), (X_FRAME_OPTIONS, "DENY"), (REFERRER_POLICY, "same-origin")];
     for (name, value) in defaults {
         headers.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    if !headers.contains_key(CONTENT_SECURITY_POLICY) {
+        headers.insert(CONTENT_SECURITY_POLICY, security.header());
     }
     response
 }

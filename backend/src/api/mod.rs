@@ -1,6 +1,7 @@
 //! The JSON API under `/api`, and the built frontend from the same origin.
 
 mod auth;
+mod content_security;
 mod culture_map;
 mod error;
 mod export;
@@ -50,13 +51,24 @@ pub struct AppState {
     /// Session cookies are `Secure` (served over HTTPS; also per request behind a proxy that says so).
     pub secure_cookies: bool,
     login_limits: Arc<login_limits::LoginLimits>,
+    content_security: Arc<content_security::ContentSecurity>,
 }
 
 impl AppState {
     /// The state of a server whose runs use the models of `models`.
     pub fn new(survey: Arc<SurveyData>, store: Store, static_dir: Option<PathBuf>, models: ModelSource) -> Self {
         let runs = RunService::new(store.clone(), Arc::clone(&survey), models.clone());
-        AppState { survey, store, static_dir, runs, models, secure_cookies: false, login_limits: Arc::default() }
+        let content_security = Arc::new(content_security::ContentSecurity::new(static_dir.as_deref()));
+        AppState {
+            survey,
+            store,
+            static_dir,
+            runs,
+            models,
+            secure_cookies: false,
+            login_limits: Arc::default(),
+            content_security,
+        }
     }
 
     /// Marks session cookies `Secure` (the server is reached over HTTPS).
@@ -141,7 +153,10 @@ pub fn app(state: AppState) -> Router {
         None => router,
     };
     router
-        .layer(axum::middleware::map_response(hygiene::security_headers))
+        .layer(axum::middleware::map_response_with_state(
+            Arc::clone(&state.content_security),
+            hygiene::security_headers,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
