@@ -217,3 +217,30 @@ async fn a_request_names_adapters_this_server_trained_and_learns_nothing_of_othe
     // Stop it if it is still queued (not asserted: it may have ended already).
     let _ = state.runs.cancel(run.run_id).await;
 }
+
+#[tokio::test]
+async fn event_streams_are_capped_and_a_closed_one_frees_its_place() {
+    let (state, _dir) = state().await;
+    let state = state.with_event_stream_limit(2);
+    // A stored run that is not launched: its stream stays open (no Finished event).
+    let config: shared::RunConfig = serde_json::from_value(small_run("followed")).unwrap();
+    let run = state.runs.create_from_request(config).await.unwrap();
+    let uri = format!("/api/runs/{}/stream", run.run_id);
+    let open = |state: AppState, uri: String| async move {
+        let request = Request::builder().uri(uri).body(Body::empty()).unwrap();
+        app(state).oneshot(request).await.unwrap()
+    };
+    let first = open(state.clone(), uri.clone()).await;
+    let second = open(state.clone(), uri.clone()).await;
+    assert_eq!((first.status(), second.status()), (StatusCode::OK, StatusCode::OK));
+    let refused = open(state.clone(), uri.clone()).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = serde_json::from_slice(&refused.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert!(body["message"].as_str().unwrap().contains("2 event streams are open"), "{body}");
+    // Other requests are not affected.
+    assert_eq!(call(&state, Method::GET, &format!("/api/runs/{}/events", run.run_id), None).await.0, StatusCode::OK);
+    // The client of the first goes away: its place is free.
+    drop(first);
+    assert_eq!(open(state.clone(), uri.clone()).await.status(), StatusCode::OK);
+    drop(second);
+}

@@ -52,7 +52,13 @@ pub struct AppState {
     pub secure_cookies: bool,
     login_limits: Arc<login_limits::LoginLimits>,
     content_security: Arc<content_security::ContentSecurity>,
+    /// One permit per open event stream (`GET /api/runs/{id}/stream`).
+    event_streams: Arc<tokio::sync::Semaphore>,
+    event_stream_limit: usize,
 }
+
+/// The most event streams a server keeps open at once; one more is refused (429) until one closes.
+pub const MAX_EVENT_STREAMS: usize = 64;
 
 impl AppState {
     /// The state of a server whose runs use the models of `models`.
@@ -68,7 +74,14 @@ impl AppState {
             secure_cookies: false,
             login_limits: Arc::default(),
             content_security,
+            event_streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
+            event_stream_limit: MAX_EVENT_STREAMS,
         }
+    }
+
+    /// At most `limit` open event streams instead of [`MAX_EVENT_STREAMS`].
+    pub fn with_event_stream_limit(self, limit: usize) -> Self {
+        AppState { event_streams: Arc::new(tokio::sync::Semaphore::new(limit)), event_stream_limit: limit, ..self }
     }
 
     /// Marks session cookies `Secure` (the server is reached over HTTPS).

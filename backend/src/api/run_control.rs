@@ -1,6 +1,7 @@
 //! Starting, cancelling, resuming and following runs.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -53,7 +54,8 @@ pub struct StreamQuery {
 }
 
 /// `GET /api/runs/{id}/stream`: server-sent events, each `{"event_id", "event"}`: the stored
-/// events first, then the new ones as they happen; ends after the run's `Finished` event.
+/// events first, then the new ones as they happen; ends after the run's `Finished` event. At most
+/// `MAX_EVENT_STREAMS` are open at once (each holds a permit until it ends or its client leaves).
 pub async fn stream(
     State(state): State<AppState>,
     Path(run_id): Path<i64>,
@@ -61,6 +63,13 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
     state.store.run(run_id).await?;
+    let permit = Arc::clone(&state.event_streams).try_acquire_owned().map_err(|_| {
+        AppError::TooManyRequests(format!(
+            "{} event streams are open, the most this server keeps: try again later, or read \
+             /api/runs/{run_id}/events",
+            state.event_stream_limit
+        ))
+    })?;
     let after = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok())
@@ -91,7 +100,12 @@ pub async fn stream(
         }
         None
     });
-    Ok(Sse::new(replay.chain(live)).keep_alive(KeepAlive::default()))
+    // The permit goes with the stream: dropped when it ends or the client goes away.
+    let events = replay.chain(live).map(move |event| {
+        let _held = &permit;
+        event
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 fn sse_event(event_id: i64, event: &RunEvent) -> Result<Event, Infallible> {
