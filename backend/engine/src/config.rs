@@ -46,8 +46,23 @@ pub struct ModelConfig {
     pub tie_word_embeddings: bool,
 }
 
+/// The most positions the engine keeps rotary tables for: a model trained for a longer context
+/// is used up to this length (prompts and replies here are a few thousand tokens at most), and a
+/// damaged header cannot make the tables fill the memory.
+pub const MAX_CONTEXT_POSITIONS: usize = 131_072;
+/// The largest width of one attention head any supported model has is 256; beyond this a header
+/// is damaged.
+pub const MAX_HEAD_DIM: usize = 1024;
+/// A bound on every other dimension (layers, heads, widths, vocabulary), so that their products
+/// cannot overflow.
+pub const MAX_DIMENSION: usize = 1 << 24;
+
 impl ModelConfig {
-    /// Checks the relations the forward pass relies on.
+    /// The context the engine uses for a model that declares `declared` positions.
+    pub fn usable_context(declared: usize) -> usize {
+        declared.min(MAX_CONTEXT_POSITIONS)
+    }
+
     /// The factor the query rows of the fused qkv weight are stored multiplied by, 1/sqrt(head
     /// dim): attention then needs no scaling, and an adapter's q update carries it too.
     pub fn query_prescale(&self) -> f64 {
@@ -68,8 +83,32 @@ impl ModelConfig {
         }
     }
 
+    /// Checks the relations the forward pass relies on, and bounds a damaged header's numbers.
     pub fn validate(&self) -> Result<()> {
         let invalid = |key: &str, reason: String| Err(EngineError::InvalidMetadata { key: key.to_string(), reason });
+        let dimensions = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_layers", self.num_layers),
+            ("num_heads", self.num_heads),
+            ("num_kv_heads", self.num_kv_heads),
+        ];
+        if let Some((key, value)) = dimensions.into_iter().find(|(_, value)| *value > MAX_DIMENSION) {
+            return invalid(key, format!("{value} is beyond any model (at most {MAX_DIMENSION})"));
+        }
+        if self.head_dim > MAX_HEAD_DIM {
+            return invalid("head_dim", format!("{} is beyond any model (at most {MAX_HEAD_DIM})", self.head_dim));
+        }
+        if self.context_length > MAX_CONTEXT_POSITIONS {
+            return invalid(
+                "context_length",
+                format!(
+                    "{} positions: use ModelConfig::usable_context (at most {MAX_CONTEXT_POSITIONS})",
+                    self.context_length
+                ),
+            );
+        }
         if self.num_heads == 0 || self.num_kv_heads == 0 || self.num_layers == 0 {
             return invalid("heads/layers", "must be positive".into());
         }

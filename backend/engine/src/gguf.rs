@@ -43,19 +43,36 @@ impl GgufFile {
         &self.path
     }
 
-    /// Fails early, with the tensor's name, when the file is shorter than its header says.
+    /// Fails early, with the tensor's name, when the file is shorter than its header says, or a
+    /// tensor has no elements or more than a file can hold (candle reads a tensor's bytes as
+    /// blocks of its type: an empty one would be a slice at an unaligned address).
     fn check_tensor_extents(&self) -> Result<()> {
         let file_len = self.bytes.len() as u64;
         for (name, info) in &self.content.tensor_infos {
-            let block_size = info.ggml_dtype.block_size() as u64;
-            let elements = info.shape.elem_count() as u64;
-            let byte_len = elements.div_ceil(block_size) * info.ggml_dtype.type_size() as u64;
-            let end = self.content.tensor_data_offset + info.offset + byte_len;
-            if end > file_len {
-                return Err(invalid(
-                    &self.path,
-                    format!("truncated: tensor {name} ends at byte {end} but the file has {file_len} bytes"),
-                ));
+            let dims = info.shape.dims();
+            let elements = dims.iter().try_fold(1u64, |product, &dim| product.checked_mul(dim as u64));
+            let byte_len = elements.and_then(|elements| {
+                elements.div_ceil(info.ggml_dtype.block_size() as u64).checked_mul(info.ggml_dtype.type_size() as u64)
+            });
+            let end = byte_len
+                .and_then(|byte_len| self.content.tensor_data_offset.checked_add(info.offset)?.checked_add(byte_len));
+            match (elements, end) {
+                (Some(0), _) => {
+                    return Err(invalid(&self.path, format!("tensor {name} has no elements (shape {dims:?})")));
+                }
+                (Some(_), Some(end)) if end <= file_len => {}
+                (Some(_), Some(end)) => {
+                    return Err(invalid(
+                        &self.path,
+                        format!("truncated: tensor {name} ends at byte {end} but the file has {file_len} bytes"),
+                    ));
+                }
+                _ => {
+                    return Err(invalid(
+                        &self.path,
+                        format!("tensor {name} of shape {dims:?} is larger than any file (the header is damaged)"),
+                    ));
+                }
             }
         }
         Ok(())
@@ -180,7 +197,7 @@ impl GgufFile {
             rms_norm_eps: self.float(&key("attention.layer_norm_rms_epsilon"))?,
             rope_theta: self.float(&key("rope.freq_base")).unwrap_or(DEFAULT_ROPE_THETA),
             rope_freq_factors,
-            context_length: self.unsigned(&key("context_length"))?,
+            context_length: ModelConfig::usable_context(self.unsigned(&key("context_length"))?),
             tie_word_embeddings: !self.content.tensor_infos.contains_key("output.weight"),
         };
         config.validate()?;

@@ -185,7 +185,7 @@ fn model_config(hf: HfConfig) -> Result<ModelConfig> {
         rms_norm_eps: hf.rms_norm_eps.unwrap_or(DEFAULT_RMS_NORM_EPS),
         rope_theta,
         rope_freq_factors,
-        context_length: hf.max_position_embeddings,
+        context_length: ModelConfig::usable_context(hf.max_position_embeddings),
         tie_word_embeddings: hf.tie_word_embeddings,
     };
     config.validate()?;

@@ -355,3 +355,54 @@ fn pearson(a: &[f32], b: &[f32]) -> f64 {
     }
     covariance / (variance_a * variance_b).sqrt()
 }
+
+/// Writes the seeds of the model-file fuzzing (`backend/tests/fuzz_corpus/`): a tiny qwen2 GGUF
+/// (Q8_0 matrices, one layer) and a rank-2 PEFT adapter for it. Run when the formats change:
+/// `cargo test -p culturespa-engine --test engine_loading -- --ignored write_the_fuzz_seeds`.
+#[test]
+#[ignore = "writes the fuzzing corpus; run by hand"]
+fn write_the_fuzz_seeds() {
+    use culturespa_engine::lora::{LoraSettings, TrainableAdapter};
+    let config = ModelConfig {
+        architecture: Architecture::Qwen2,
+        vocab_size: VOCAB,
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_layers: 1,
+        num_heads: 2,
+        num_kv_heads: 1,
+        head_dim: 16,
+        ..tiny_config()
+    };
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fuzz_corpus");
+    write_gguf(&corpus.join("tiny-qwen2.gguf"), &config, &random_weights(&config), |_| GgmlDType::Q8_0);
+    let loaded = load_model(&corpus.join("tiny-qwen2.gguf"), DeviceKind::Cpu).unwrap();
+    assert_eq!(loaded.model.config().num_layers, 1);
+    let settings = LoraSettings { rank: 2, alpha: 4.0, ..LoraSettings::default() };
+    let adapter = TrainableAdapter::init(&config, &Device::Cpu, settings, 7).unwrap();
+    adapter.snapshot(config.num_layers, Some("tiny-qwen2".into())).unwrap().save(&corpus.join("adapter")).unwrap();
+}
+
+/// What fuzzing found (`fuzz_model_files.rs`): a header that declares 2^31 positions made the
+/// rotary tables ask for 446 GB (the process aborted), and a tensor with no elements was read as
+/// blocks at an unaligned address (undefined behaviour in candle). Both are now refused or bounded.
+#[test]
+fn a_damaged_header_is_bounded_or_refused() {
+    use culturespa_engine::config::MAX_CONTEXT_POSITIONS;
+    let dir = tempfile::tempdir().unwrap();
+    let long = ModelConfig { context_length: 1 << 31, ..config(Architecture::Qwen2) };
+    let path = dir.path().join("long.gguf");
+    write_gguf(&path, &long, &random_weights(&long), |_| GgmlDType::F32);
+    assert_eq!(load_model(&path, DeviceKind::Cpu).unwrap().model.config().context_length, MAX_CONTEXT_POSITIONS);
+
+    let config = config(Architecture::Qwen2);
+    let weights = random_weights(&config);
+    weights.data().lock().unwrap().insert(
+        "model.layers.0.self_attn.q_proj.bias".into(),
+        candle_core::Var::from_tensor(&Tensor::zeros((0,), candle_core::DType::F32, &Device::Cpu).unwrap()).unwrap(),
+    );
+    let path = dir.path().join("empty-tensor.gguf");
+    write_gguf(&path, &config, &weights, |_| GgmlDType::F32);
+    let error = load_model(&path, DeviceKind::Cpu).err().unwrap().to_string();
+    assert!(error.contains("tensor blk.0.attn_q.bias has no elements (shape [0])"), "{error}");
+}
