@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use culturespa::api::{app, AppState};
+use culturespa::runs::RunLock;
 use culturespa::server::open_store;
 use culturespa::survey::SurveyData;
 use http_body_util::BodyExt;
@@ -148,7 +149,7 @@ async fn the_imported_release_cannot_be_resumed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_left_in_flight_by_a_dead_server_are_resumed_at_start_and_complete() {
-    let (state, _dir) = state().await;
+    let (state, dir) = state().await;
     let mut config: shared::RunConfig = serde_json::from_value(small_run("left running")).unwrap();
     config.cultures = vec!["USA".into()];
     config.questions_per_topic = 1;
@@ -158,6 +159,15 @@ async fn runs_left_in_flight_by_a_dead_server_are_resumed_at_start_and_complete(
     let started = RunEvent::StageStarted { stage: shared::Stage::Answer, total: 2 };
     state.store.append_event(run.run_id, &started).await.unwrap();
     assert_eq!(state.store.run(run.run_id).await.unwrap().status, RunStatus::Running);
+
+    // While another process executes it (a `culturespa run` holds its lock), a starting server
+    // leaves it alone and a resume request is refused.
+    let other_process = RunLock::try_acquire(Some(dir.path()), run.run_id).unwrap().unwrap();
+    assert!(state.runs.resume_interrupted().await.unwrap().is_empty());
+    let (status, body) = call(&state, Method::POST, &format!("/api/runs/{}/resume", run.run_id), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(String::from_utf8_lossy(&body).contains("being executed by another process"));
+    drop(other_process);
 
     // At start: the imported release (completed) is left alone, the run is queued again.
     assert_eq!(state.runs.resume_interrupted().await.unwrap(), [run.run_id]);

@@ -64,9 +64,12 @@ impl From<RunError> for AppError {
             | RunError::InvalidFile { .. }
             | RunError::RunFile(_)
             | RunError::ModelNotInstalled(_) => AppError::BadRequest(error.to_string()),
-            RunError::NotRunning { .. } | RunError::Completed(_) | RunError::Imported(_) | RunError::Active(_) => {
-                AppError::Conflict(error.to_string())
-            }
+            RunError::NotRunning { .. }
+            | RunError::Completed(_)
+            | RunError::Imported(_)
+            | RunError::Active(_)
+            | RunError::ExecutedElsewhere(_) => AppError::Conflict(error.to_string()),
+            RunError::LockFile { .. } => AppError::Internal(error.to_string()),
             RunError::QueueFull(_) => AppError::TooManyRequests(error.to_string()),
             RunError::Store(error) => error.into(),
             RunError::Runner(error) => AppError::Internal(error.to_string()),

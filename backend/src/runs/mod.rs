@@ -6,6 +6,7 @@
 
 mod command;
 mod engines;
+mod run_lock;
 pub mod sensitivity;
 mod validate;
 
@@ -25,6 +26,7 @@ use crate::survey::SurveyData;
 
 pub use command::{run_command, RunTarget};
 pub use engines::EnginePool;
+pub use run_lock::RunLock;
 pub use validate::{validate_run, InvalidRun, MAX_ATTEMPTS_LIMIT};
 
 /// Events buffered for slow followers; a follower that lags further re-reads the store.
@@ -51,6 +53,13 @@ pub enum RunError {
     Imported(i64),
     #[error("run {0} is already queued or running")]
     Active(i64),
+    #[error(
+        "run {0} is being executed by another process (a `culturespa run` on this data folder); resume it when that \
+         has stopped"
+    )]
+    ExecutedElsewhere(i64),
+    #[error("the lock file of run {run_id}: {source}")]
+    LockFile { run_id: i64, source: std::io::Error },
     #[error("{0} runs are queued or running already; try again when one has finished")]
     QueueFull(usize),
     #[error(transparent)]
@@ -165,7 +174,15 @@ impl RunService {
         if self.is_active(run_id) {
             return Err(RunError::Active(run_id));
         }
+        if self.executed_elsewhere(run_id)? {
+            return Err(RunError::ExecutedElsewhere(run_id));
+        }
         Ok(run)
+    }
+
+    /// Whether another process holds the run's lock (it is not active here).
+    fn executed_elsewhere(&self, run_id: i64) -> Result<bool, RunError> {
+        RunLock::is_held(self.store.data_dir(), run_id).map_err(|source| RunError::LockFile { run_id, source })
     }
 
     /// Queues a stopped run again; it continues where it stopped.
@@ -185,6 +202,10 @@ impl RunService {
         for run_id in self.store.runs_in_flight().await? {
             let run = self.store.run(run_id).await?;
             if matches!(run.origin, RunOrigin::Imported { .. }) || self.is_active(run_id) {
+                continue;
+            }
+            if self.executed_elsewhere(run_id)? {
+                tracing::info!(run_id, "another process executes this run; not resumed here");
                 continue;
             }
             let message = "the server stopped while this run was in flight; it resumes where it stopped".to_string();
@@ -252,6 +273,10 @@ impl RunService {
         updates: broadcast::Sender<RunUpdate>,
     ) -> Result<RunStatus, RunError> {
         let _turn = self.turn.lock().await;
+        // The run is this process's while it executes; another process may have taken it.
+        let _lock = RunLock::try_acquire(self.store.data_dir(), run_id)
+            .map_err(|source| RunError::LockFile { run_id, source })?
+            .ok_or(RunError::ExecutedElsewhere(run_id))?;
         if cancel.is_cancelled() {
             self.emit_on(&updates, run_id, RunEvent::Finished { status: RunStatus::Cancelled }).await?;
             return Ok(RunStatus::Cancelled);
