@@ -222,8 +222,24 @@ async fn a_request_names_adapters_this_server_trained_and_learns_nothing_of_othe
     let (status, body) = call(&state, Method::POST, "/api/runs", Some(config)).await;
     assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
     let run: Run = serde_json::from_slice(&body).unwrap();
-    let stored = run.config.adapter.unwrap().path;
+    // The run keeps the resolved folder; the API shows it relative to the data folder, so the
+    // public does not learn where the server keeps its files.
+    let stored = state.store.run(run.run_id).await.unwrap().config.adapter.unwrap().path;
     assert_eq!(std::path::Path::new(&stored), adapter.canonicalize().unwrap());
+    assert_eq!(run.config.adapter.unwrap().path, "runs/7/adapters/joint");
+    let (_, body) = call(&state, Method::GET, &format!("/api/runs/{}", run.run_id), None).await;
+    let shown: Run = serde_json::from_slice(&body).unwrap();
+    assert_eq!(shown.config.adapter.unwrap().path, "runs/7/adapters/joint");
+    let data_dir = dir.path().canonicalize().unwrap().display().to_string();
+    let (_, body) = call(&state, Method::GET, "/api/runs", None).await;
+    assert!(!String::from_utf8_lossy(&body).contains(&data_dir), "{}", String::from_utf8_lossy(&body));
+    // A run of the command line that named its model by a path shows the file's name.
+    let mut by_path: shared::RunConfig = serde_json::from_value(small_run("by path")).unwrap();
+    by_path.model = Some(common::model().display().to_string());
+    let cli_run = state.store.create_run(&by_path, &shared::RunOrigin::Local).await.unwrap();
+    let (_, body) = call(&state, Method::GET, &format!("/api/runs/{}", cli_run.run_id), None).await;
+    let shown: Run = serde_json::from_slice(&body).unwrap();
+    assert_eq!(shown.config.model.as_deref(), Some("SmolLM2-135M-Instruct.Q4_1.gguf"));
     // Stop it if it is still queued (not asserted: it may have ended already).
     let _ = state.runs.cancel(run.run_id).await;
 }

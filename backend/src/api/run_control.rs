@@ -13,6 +13,7 @@ use shared::{Run, RunConfig, RunEvent};
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::auth::Viewer;
+use super::runs::shown;
 use super::{AppError, AppState};
 
 /// `POST /api/runs`: validates and stores the run, and queues it.
@@ -24,7 +25,7 @@ pub async fn create(
     viewer.require_collaborator()?;
     let run = state.runs.create_from_request(config).await?;
     state.runs.launch(run.run_id);
-    Ok((StatusCode::CREATED, Json(run)))
+    Ok((StatusCode::CREATED, Json(shown(&state.store, run))))
 }
 
 /// `POST /api/runs/{id}/cancel`: the run stops after its current chunk.
@@ -34,7 +35,7 @@ pub async fn cancel(
     Path(run_id): Path<i64>,
 ) -> Result<Json<Run>, AppError> {
     viewer.require_collaborator()?;
-    Ok(Json(state.runs.cancel(run_id).await?))
+    Ok(Json(shown(&state.store, state.runs.cancel(run_id).await?)))
 }
 
 /// `POST /api/runs/{id}/resume`: queues a stopped run again; it continues where it stopped.
@@ -44,7 +45,7 @@ pub async fn resume(
     Path(run_id): Path<i64>,
 ) -> Result<Json<Run>, AppError> {
     viewer.require_collaborator()?;
-    Ok(Json(state.runs.resume(run_id).await?))
+    Ok(Json(shown(&state.store, state.runs.resume(run_id).await?)))
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,14 +5,30 @@ use shared::api::Page;
 use shared::{Run, RunEvent};
 
 use super::{AppError, AppState, Paging};
+use crate::store::Store;
 
 pub async fn list(State(state): State<AppState>, Query(paging): Query<Paging>) -> Result<Json<Page<Run>>, AppError> {
     let (total, items) = state.store.runs(paging.limit(), paging.offset()).await?;
+    let items = items.into_iter().map(|run| shown(&state.store, run)).collect();
     Ok(Json(Page { total, items }))
 }
 
 pub async fn detail(State(state): State<AppState>, Path(run_id): Path<i64>) -> Result<Json<Run>, AppError> {
-    Ok(Json(state.store.run(run_id).await?))
+    Ok(Json(shown(&state.store, state.store.run(run_id).await?)))
+}
+
+/// A run as the API shows it: a model or adapter named by a path (a run file's, from the command
+/// line) shows as the store shows paths, never where the server keeps its files.
+pub fn shown(store: &Store, mut run: Run) -> Run {
+    if let Some(model) = &mut run.config.model {
+        if model.contains(std::path::MAIN_SEPARATOR) || std::path::Path::new(model.as_str()).is_absolute() {
+            *model = store.shown_path(std::path::Path::new(model.as_str()));
+        }
+    }
+    if let Some(adapter) = &mut run.config.adapter {
+        adapter.path = store.shown_path(std::path::Path::new(&adapter.path));
+    }
+    run
 }
 
 #[derive(Debug, Deserialize)]

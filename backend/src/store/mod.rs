@@ -99,6 +99,22 @@ impl Store {
         self.data_dir.as_deref()
     }
 
+    /// A path as runs' logs and the API show it: relative to the data folder when inside it
+    /// (`runs/7/adapters/joint`), otherwise its last component, so that nothing public tells
+    /// where the server keeps its files.
+    pub fn shown_path(&self, path: &Path) -> String {
+        let inside = self.data_dir().and_then(|data_dir| {
+            path.strip_prefix(data_dir).ok().map(Path::to_path_buf).or_else(|| {
+                let data_dir = data_dir.canonicalize().ok()?;
+                path.canonicalize().ok()?.strip_prefix(data_dir).ok().map(Path::to_path_buf)
+            })
+        });
+        match inside {
+            Some(relative) => relative.display().to_string(),
+            None => path.file_name().map_or_else(String::new, |name| name.to_string_lossy().into_owned()),
+        }
+    }
+
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }

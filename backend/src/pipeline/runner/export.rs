@@ -36,7 +36,8 @@ pub(super) async fn export_stage(runner: &Runner, run: &Run) -> Result<(), Runne
         let dir = root.join(format!("{format:?}").to_lowercase()).join(format!("{mode:?}").to_lowercase());
         let written = tokio::task::spawn_blocking(move || write_export(&dir, &files, format).map(|paths| (dir, paths)));
         let (dir, paths) = written.await??;
-        let message = format!("exported {records} records in {} file(s) to {}", paths.len(), dir.display());
+        let message =
+            format!("exported {records} records in {} file(s) to {}", paths.len(), runner.store.shown_path(&dir));
         runner.emit(run_id, RunEvent::Log { message }).await?;
         runner.emit(run_id, RunEvent::Progress { stage: Stage::Export, done: done as u64 + 1, total }).await?;
     }

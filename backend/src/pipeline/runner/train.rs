@@ -119,7 +119,7 @@ pub(super) async fn train_stage(runner: &Runner, run: &Run) -> Result<(), Runner
             "adapter {name}: {} steps on {examples} instances, last loss {final_loss:.4}, {:.0} tokens/s, in {}",
             outcome.state.step,
             outcome.state.tokens_per_second(),
-            out_dir.display()
+            runner.store.shown_path(&out_dir)
         );
         runner.emit(run_id, RunEvent::Log { message }).await?;
     }
