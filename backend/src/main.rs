@@ -70,6 +70,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::questions::QuestionsCommand,
     },
+    /// Stored runs: list them, print a run's scores.
+    Runs {
+        #[command(subcommand)]
+        command: cli::runs::RunsCommand,
+    },
     /// User accounts. While none exists the server runs in open local mode.
     Users {
         #[command(subcommand)]
@@ -123,6 +128,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Models(args) => cli::models::run(globals, args),
         Command::Bench { command } => cli::bench::run(globals, command).await,
         Command::Questions { command } => cli::questions::run(globals, command).await,
+        Command::Runs { command } => cli::runs::run(globals, command).await,
         Command::Users { command } => cli::users::run(command).await,
         Command::Export(args) => cli::export::run(globals, args).await,
     }

@@ -56,6 +56,13 @@ pub fn catalog() -> Result<Vec<CatalogModel>, ModelError> {
     Ok(file.model)
 }
 
+/// The Hugging Face id of a catalogue model's file (what adapters trained on it record as their
+/// base model), by the file's name.
+pub fn upstream_id_of(path: &Path) -> Option<String> {
+    let file_name = path.file_name()?.to_str()?;
+    catalog().ok()?.into_iter().find(|model| model.file == file_name).map(|model| model.upstream)
+}
+
 /// The catalogue and the models folder.
 #[derive(Debug, Clone)]
 pub struct ModelRegistry {
@@ -207,6 +214,7 @@ impl ModelSource {
         crate::engine::EngineOptions {
             bf16_projections: self.bf16_projections,
             cpu_kernels: self.cpu_kernels,
+            base_model_id: upstream_id_of(path),
             ..crate::engine::EngineOptions::new(path)
         }
     }

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::model;
-use culturespa::engine::{CancelToken, Engine, EngineOptions};
+use culturespa::api::{app, AppState};
+use culturespa::engine::{CancelToken, Engine};
 use culturespa::pipeline::runner::{adapters_dir, Runner};
 use culturespa::runs::parse_run_file;
 use culturespa::server::open_store;
@@ -23,7 +24,9 @@ async fn runner() -> (Runner, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let survey = Arc::new(SurveyData::embedded().unwrap());
     let store = open_store(dir.path(), &survey).await.unwrap();
-    let engine = tokio::task::spawn_blocking(|| Engine::start(EngineOptions::new(model()))).await.unwrap().unwrap();
+    // Started as the server starts it: the catalogue gives the model's Hugging Face id.
+    let options = common::model_source().engine_options(&model());
+    let engine = tokio::task::spawn_blocking(move || Engine::start(options)).await.unwrap().unwrap();
     let runner = Runner {
         store,
         survey,
@@ -91,6 +94,14 @@ async fn store_answers(runner: &Runner, run_id: i64, differ: bool) {
     runner.store.insert_answers(run_id, &answers).await.unwrap();
 }
 
+async fn get(state: &AppState, uri: &str) -> Vec<u8> {
+    use http_body_util::BodyExt;
+    let request = axum::http::Request::builder().uri(uri).body(axum::body::Body::empty()).unwrap();
+    let response = tower::ServiceExt::oneshot(app(state.clone()), request).await.unwrap();
+    assert_eq!(response.status(), axum::http::StatusCode::OK, "{uri}");
+    response.into_body().collect().await.unwrap().to_bytes().to_vec()
+}
+
 async fn events(runner: &Runner, run_id: i64) -> Vec<RunEvent> {
     runner.store.events(run_id, 0).await.unwrap().into_iter().map(|(_, event)| event).collect()
 }
@@ -119,8 +130,37 @@ async fn runs_train_joint_and_specific_adapters_and_answer_with_them() {
     assert_eq!(runner.execute(joint.run_id).await.unwrap(), RunStatus::Completed);
     let joint_dir = adapters_dir(&runner, joint.run_id).unwrap().join("joint");
     assert_eq!(joint_dir, dir.path().join(format!("runs/{}/adapters/joint", joint.run_id)));
-    for file in ["adapter_config.json", "adapter_model.safetensors", "trainer_state.json"] {
+    for file in ["adapter_config.json", "adapter_model.safetensors", "trainer_state.json", "README.md"] {
         assert!(joint_dir.join(file).is_file(), "{file} is missing");
+    }
+    // The adapter names its base model by the catalogue's Hugging Face id, never a local path,
+    // and its model card says so for the hub and PEFT.
+    let adapter_config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(joint_dir.join("adapter_config.json")).unwrap()).unwrap();
+    assert_eq!(adapter_config["base_model_name_or_path"], "HuggingFaceTB/SmolLM2-135M-Instruct");
+    let card = std::fs::read_to_string(joint_dir.join("README.md")).unwrap();
+    assert!(card.starts_with("---\nlibrary_name: peft\nbase_model: HuggingFaceTB/SmolLM2-135M-Instruct\n"), "{card}");
+    assert!(card.contains("rank 8, alpha 16"), "{card}");
+    // The browser's download: a tar of the PEFT folder.
+    let state = AppState::new(Arc::clone(&runner.survey), runner.store.clone(), None, common::model_source());
+    let listing = get(&state, &format!("/api/runs/{}/adapters", joint.run_id)).await;
+    let listing: serde_json::Value = serde_json::from_slice(&listing).unwrap();
+    assert_eq!(listing[0]["name"], "joint", "{listing}");
+    let tar_bytes = get(&state, &format!("/api/runs/{}/adapters/joint/download", joint.run_id)).await;
+    let mut archive = tar::Archive::new(tar_bytes.as_slice());
+    let mut names: Vec<String> =
+        archive.entries().unwrap().map(|entry| entry.unwrap().path().unwrap().display().to_string()).collect();
+    names.sort();
+    let folder = format!("culturespa_run{}_joint", joint.run_id);
+    assert_eq!(
+        names,
+        ["README.md", "adapter_config.json", "adapter_model.safetensors"].map(|file| format!("{folder}/{file}"))
+    );
+    for name in ["..", "joint%2F..%2F..", ".hidden", "nope"] {
+        let uri = format!("/api/runs/{}/adapters/{name}/download", joint.run_id);
+        let request = axum::http::Request::builder().uri(uri).body(axum::body::Body::empty()).unwrap();
+        let status = tower::ServiceExt::oneshot(app(state.clone()), request).await.unwrap().status();
+        assert_eq!(status, axum::http::StatusCode::NOT_FOUND, "{name}");
     }
     let joint_events = events(&runner, joint.run_id).await;
     let losses: Vec<u64> = joint_events

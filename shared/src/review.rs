@@ -94,3 +94,27 @@ pub struct Agreement {
     /// Every pair of reviewers with instances in common.
     pub pairs: Vec<PairAgreement>,
 }
+
+/// One review as the raw export writes it (every review of a run, current or superseded), one
+/// flat record so that it is a CSV row as well as a JSON object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewRecord {
+    pub review_id: i64,
+    pub instance_id: i64,
+    pub question_id: String,
+    pub country_code: String,
+    pub reviewer: String,
+    /// `accept`, `reject`, `change_answer` or `flag_stereotype`.
+    pub decision: String,
+    /// The option code a `change_answer` review chose.
+    pub corrected_code: Option<u32>,
+    /// The answer the reviewer wrote instead of the model's.
+    pub edited_output: Option<String>,
+    pub note: Option<String>,
+    /// RFC 3339 timestamp.
+    pub created_at: String,
+    /// Whether it is the reviewer's current review of the instance (a newer one supersedes it).
+    pub is_current: bool,
+    /// The reviewer's earlier review of the instance that this one superseded.
+    pub supersedes: Option<i64>,
+}

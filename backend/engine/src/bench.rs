@@ -155,11 +155,10 @@ pub fn run_score_bench(options: &ScoreBenchOptions, out: impl Write + Send + 'st
         (f32_ceiling, bf16_ceiling)
     };
     let engine = Engine::start(EngineOptions {
-        model_path: options.model.clone(),
         device: options.device,
         batch_limits: options.batch_limits,
         bf16_projections: options.bf16_projections,
-        cpu_kernels: None,
+        ..EngineOptions::new(options.model.clone())
     })?;
     let ids: Vec<String> = prompts.iter().map(|p| p.id.clone()).collect();
     let count = prompts.len();

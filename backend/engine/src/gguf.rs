@@ -93,6 +93,24 @@ impl GgufFile {
         }
     }
 
+    /// The model's id as its `general.*` metadata names it (llama.cpp's converter writes them from
+    /// the Hugging Face repository): `organization/basename-size_label-finetune`, or `general.name`.
+    pub fn model_id(&self) -> Option<String> {
+        let part = |key: &str| self.optional_string(key).map(str::trim).filter(|text| !text.is_empty());
+        let name = match part("general.basename") {
+            Some(basename) => [Some(basename), part("general.size_label"), part("general.finetune")]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("-"),
+            None => part("general.name")?.to_string(),
+        };
+        Some(match part("general.organization") {
+            Some(organization) => format!("{organization}/{name}"),
+            None => name,
+        })
+    }
+
     pub fn optional_string(&self, key: &str) -> Option<&str> {
         match self.metadata(key) {
             Some(Value::String(text)) => Some(text),

@@ -13,6 +13,8 @@ use super::error::{EngineError, Result};
 const CONFIG_FILE: &str = "config.json";
 const TOKENIZER_FILE: &str = "tokenizer.json";
 const TOKENIZER_CONFIG_FILE: &str = "tokenizer_config.json";
+/// Where newer Hugging Face exports keep the chat template when tokenizer_config.json has none.
+const CHAT_TEMPLATE_FILE: &str = "chat_template.jinja";
 const DEFAULT_ROPE_THETA: f64 = 10_000.0;
 const DEFAULT_RMS_NORM_EPS: f64 = 1e-6;
 
@@ -128,7 +130,15 @@ impl HfFolder {
             Some(ChatTemplateField::Named(templates)) => {
                 templates.into_iter().find(|t| t.name == "default").map(|t| t.template)
             }
-            None => None,
+            // Newer exports keep the template in a file of its own.
+            None => {
+                let file = path.join(CHAT_TEMPLATE_FILE);
+                if file.is_file() {
+                    Some(read(&file)?)
+                } else {
+                    None
+                }
+            }
         };
         Ok(HfFolder {
             path: path.to_path_buf(),

@@ -27,6 +27,9 @@ pub struct EngineOptions {
     /// The fused f32 CPU kernels on or off; `None` keeps the build's choice (on in release
     /// builds, off in debug builds, where they would be checked line by line).
     pub cpu_kernels: Option<bool>,
+    /// What adapters trained here record as `base_model_name_or_path` (a Hugging Face id, e.g.
+    /// from the model catalogue); `None`: the id the model's files give, else the file's name.
+    pub base_model_id: Option<String>,
 }
 
 impl EngineOptions {
@@ -37,6 +40,7 @@ impl EngineOptions {
             batch_limits: BatchLimits::default(),
             bf16_projections: false,
             cpu_kernels: None,
+            base_model_id: None,
         }
     }
 }

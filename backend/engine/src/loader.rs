@@ -52,6 +52,9 @@ pub struct LoadedModel {
     pub tokenizer: TextTokenizer,
     pub chat_template: Option<ChatTemplate>,
     pub source: PathBuf,
+    /// The model's id as its files name it (a GGUF's `general.*`, a folder's name); adapters
+    /// record it as their base model unless the engine is told a better one.
+    pub model_id: Option<String>,
 }
 
 impl LoadedModel {
@@ -83,7 +86,8 @@ fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedModel> 
         .transpose()?;
     let weights = gguf.load_weights(&config, dtype, device)?;
     let model = LlamaModel::new(config, VarBuilder::from_tensors(weights, dtype, device))?;
-    Ok(LoadedModel { model, tokenizer, chat_template, source: gguf.path().to_path_buf() })
+    let model_id = gguf.model_id();
+    Ok(LoadedModel { model, tokenizer, chat_template, source: gguf.path().to_path_buf(), model_id })
 }
 
 fn load_folder(path: &Path, dtype: DType, device: &Device) -> Result<LoadedModel> {
@@ -96,5 +100,6 @@ fn load_folder(path: &Path, dtype: DType, device: &Device) -> Result<LoadedModel
         .map(|source| ChatTemplate::new(source, tokenizer.bos_token(), tokenizer.eos_token()))
         .transpose()?;
     let model = LlamaModel::new(folder.config.clone(), folder.weights(dtype, device)?)?;
-    Ok(LoadedModel { model, tokenizer, chat_template, source: folder.path })
+    let model_id = folder.path.file_name().map(|name| name.to_string_lossy().into_owned());
+    Ok(LoadedModel { model, tokenizer, chat_template, source: folder.path, model_id })
 }

@@ -28,6 +28,8 @@ pub const ALL_MODULES: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gat
 
 pub const ADAPTER_CONFIG_FILE: &str = "adapter_config.json";
 pub const ADAPTER_WEIGHTS_FILE: &str = "adapter_model.safetensors";
+/// The model card written beside an adapter.
+pub const MODEL_CARD_FILE: &str = "README.md";
 
 /// Rank, scaling and targets of an adapter (the paper's defaults: rank 8, alpha 16, dropout 0,
 /// all seven linear modules).
@@ -432,7 +434,35 @@ impl LoraAdapter {
         std::fs::rename(&temporary, &weights_path).map_err(|e| EngineError::io(&weights_path, e))?;
         let text = serde_json::to_string_pretty(&config)
             .map_err(|e| EngineError::InvalidAdapter { path: Some(dir.to_path_buf()), reason: e.to_string() })?;
-        write_atomically(&dir.join(ADAPTER_CONFIG_FILE), text.as_bytes())
+        write_atomically(&dir.join(ADAPTER_CONFIG_FILE), text.as_bytes())?;
+        write_atomically(&dir.join(MODEL_CARD_FILE), self.model_card(&modules).as_bytes())
+    }
+
+    /// The README beside the weights (the Hugging Face model card: front matter that PEFT and the
+    /// hub read, then what the adapter is and how to load it).
+    fn model_card(&self, modules: &[&str]) -> String {
+        let base = self.base_model.as_deref().unwrap_or("unknown");
+        let settings = &self.settings;
+        format!(
+            "---\nlibrary_name: peft\nbase_model: {base}\ntags:\n- lora\n- culturespa\n- culture-alignment\n---\n\n\
+             # A CultureSPA LoRA adapter for {base}\n\n\
+             Trained by CultureSPA Studio on the model's own culture-related instances (questions on the 13 World \
+             Values Survey topics whose culture-aware answer differs from the culture-unaware one), as in \
+             *Self-Pluralising Culture Alignment for Large Language Models* (Xu et al., 2024).\n\n\
+             - rank {rank}, alpha {alpha}, dropout {dropout}{rslora}\n\
+             - modules: {modules} in {layers} layers\n\n\
+             ## Use\n\n\
+             ```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForCausalLM\n\n\
+             base = AutoModelForCausalLM.from_pretrained(\"{base}\")\nmodel = PeftModel.from_pretrained(base, \"path/to/this/folder\")\n```\n\n\
+             The human answers it is measured against come from the World Values Survey wave 7 (academic, \
+             non-commercial use); cite the WVS and the paper.\n",
+            rank = settings.rank,
+            alpha = settings.alpha,
+            dropout = settings.dropout,
+            rslora = if settings.use_rslora { ", rsLoRA scaling" } else { "" },
+            modules = modules.join(", "),
+            layers = self.layers.len(),
+        )
     }
 }
 

@@ -90,6 +90,9 @@ impl Engine {
                         if options.bf16_projections {
                             loaded.model.pack_bf16()?;
                         }
+                        if let Some(id) = &options.base_model_id {
+                            loaded.model_id = Some(id.clone());
+                        }
                         Ok(loaded)
                     })
                     .and_then(|loaded| Worker::new(loaded, options.batch_limits));
@@ -350,7 +353,7 @@ impl Worker {
     ) -> Result<TrainingOutcome> {
         self.adapted = None; // the training copies hold their own adapter; free memory first
         let examples = prepare_examples(&request.records, &self.loaded)?;
-        let base_model = Some(self.loaded.source.display().to_string());
+        let base_model = base_model_id(&self.loaded);
         train(
             &self.loaded.model,
             &examples,
@@ -474,4 +477,10 @@ impl Worker {
         }
         Ok(GenerationOutcome { generations, tokens_evaluated, seconds: started.elapsed().as_secs_f64() })
     }
+}
+
+/// What an adapter trained on `loaded` records as its base model: the model's id, else its file's
+/// name (never the path on this machine).
+pub fn base_model_id(loaded: &LoadedModel) -> Option<String> {
+    loaded.model_id.clone().or_else(|| loaded.source.file_name().map(|name| name.to_string_lossy().into_owned()))
 }

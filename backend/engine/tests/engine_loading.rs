@@ -76,10 +76,13 @@ fn write_hugging_face_folder(dir: &Path, config: &ModelConfig, weights: &VarMap)
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
     tokenizer.add_special_tokens(SPECIAL_TOKENS.map(|t| AddedToken::from(t, true))).unwrap();
     tokenizer.save(dir.join("tokenizer.json"), false).unwrap();
-    let tokenizer_config = serde_json::json!({
-        "chat_template": CHATML_TEMPLATE,
-        "eos_token": {"content": "<|im_end|>", "special": true},
-    });
+    // The llama folder keeps its template in chat_template.jinja, as newer exports do; the qwen2
+    // one in tokenizer_config.json. Both load it (check_round_trip renders it).
+    let mut tokenizer_config = serde_json::json!({"eos_token": {"content": "<|im_end|>", "special": true}});
+    match config.architecture {
+        Architecture::Llama => std::fs::write(dir.join("chat_template.jinja"), CHATML_TEMPLATE).unwrap(),
+        Architecture::Qwen2 => tokenizer_config["chat_template"] = CHATML_TEMPLATE.into(),
+    }
     std::fs::write(dir.join("tokenizer_config.json"), tokenizer_config.to_string()).unwrap();
 }
 

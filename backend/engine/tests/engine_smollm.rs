@@ -19,6 +19,8 @@ fn config_is_read_from_the_gguf_metadata() {
     assert_eq!((config.num_heads, config.num_kv_heads, config.head_dim), (9, 3, 64));
     assert_eq!((config.vocab_size, config.context_length), (49152, 8192));
     assert!(config.tie_word_embeddings);
+    // The id llama.cpp's converter wrote into general.*: organization/basename-size-finetune.
+    assert_eq!(default_model().model_id.as_deref(), Some("HuggingFaceTB/smollm2-135M-8k-lc100k-mix1-ep2"));
 }
 
 #[test]

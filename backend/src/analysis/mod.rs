@@ -11,6 +11,7 @@ mod probe;
 mod relations;
 mod released;
 mod run_scores;
+mod run_selection;
 
 use std::path::PathBuf;
 
@@ -39,6 +40,7 @@ pub use released::{
 pub use run_scores::{
     predictions_from_answers, score_run, scoring_targets, topic_scores, PersonaPredictions, RunScoring,
 };
+pub use run_selection::{select_run_variant, stored_personas, stored_run_scores, RunVariant, DEFAULT_VARIANT};
 
 use crate::store::StoreError;
 
@@ -58,6 +60,9 @@ pub enum AnalysisError {
     Distribution { question_id: String, error: DistributionError },
     #[error("{0}")]
     Meter(String),
+    /// A run, variant or answers an analysis was asked for that do not exist.
+    #[error("{0} not found")]
+    NotFound(String),
     #[error("importing the released answers")]
     Store(#[from] StoreError),
 }

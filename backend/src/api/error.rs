@@ -32,7 +32,7 @@ pub enum AppError {
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]
-    Analysis(#[from] AnalysisError),
+    Analysis(AnalysisError),
 }
 
 impl From<StoreError> for AppError {
@@ -42,6 +42,16 @@ impl From<StoreError> for AppError {
             StoreError::Conflict(message) => AppError::Conflict(message),
             StoreError::Forbidden(message) => AppError::Forbidden(message),
             other => AppError::Store(other),
+        }
+    }
+}
+
+impl From<AnalysisError> for AppError {
+    fn from(error: AnalysisError) -> Self {
+        match error {
+            AnalysisError::NotFound(what) => AppError::NotFound(what),
+            AnalysisError::Store(error) => error.into(),
+            other => AppError::Analysis(other),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `GET /api/runs/{id}/export?format=alpaca|messages&mode=joint|specific&accepted_only=&culture=`:
 //! the SFT records as a download, JSON lines, or a tar of one file per culture in specific mode.
+//! `GET /api/runs/{id}/reviews/export?format=csv|json`: every review of the run, raw.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,6 +11,7 @@ use serde::Deserialize;
 
 use super::auth::Viewer;
 use super::{AppError, AppState};
+use crate::curation::review_export::{render_reviews, ReviewExportFormat};
 use crate::curation::{export_run, tar_archive, ExportError, ExportFormat, ExportMode, ExportOptions};
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +64,27 @@ pub async fn export(
             Ok(attachment("application/x-ndjson", &file_name, contents.into_bytes()))
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReviewExportQuery {
+    format: Option<ReviewExportFormat>,
+}
+
+/// Every review of the run (reviewer, decision, edits, notes, time; superseded ones too).
+pub async fn reviews(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(run_id): Path<i64>,
+    Query(query): Query<ReviewExportQuery>,
+) -> Result<Response, AppError> {
+    // Names and notes of the reviewers: for collaborators, as the SFT export is.
+    viewer.require_collaborator()?;
+    let format = query.format.unwrap_or_default();
+    let records = state.store.review_records(run_id).await?;
+    let body = render_reviews(&records, format).map_err(|error| AppError::Internal(error.to_string()))?;
+    let file_name = format!("culturespa_run{run_id}_reviews.{}", format.extension());
+    Ok(attachment(format.media_type(), &file_name, body))
 }
 
 fn attachment(content_type: &'static str, file_name: &str, body: Vec<u8>) -> Response {

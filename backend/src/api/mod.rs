@@ -1,5 +1,6 @@
 //! The JSON API under `/api`, and the built frontend from the same origin.
 
+mod adapters;
 mod auth;
 mod content_security;
 mod culture_map;
@@ -151,6 +152,9 @@ pub fn app(state: AppState) -> Router {
         .route("/runs/{run_id}/review-settings", get(reviews::settings).put(reviews::set_settings))
         .route("/runs/{run_id}/agreement", get(reviews::agreement_of))
         .route("/runs/{run_id}/export", get(export::export))
+        .route("/runs/{run_id}/adapters", get(adapters::list))
+        .route("/runs/{run_id}/adapters/{name}/download", get(adapters::download))
+        .route("/runs/{run_id}/reviews/export", get(export::reviews))
         .route("/scores", get(scores::run_scores))
         .route("/scores/released", get(scores::released))
         .route("/persona-meter", get(persona_meter::persona_meter_of))

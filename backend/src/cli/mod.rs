@@ -8,6 +8,7 @@ pub mod meter;
 pub mod models;
 pub mod questions;
 pub mod run;
+pub mod runs;
 pub mod serve;
 pub mod train;
 pub mod users;

@@ -7,7 +7,9 @@ use anyhow::Context;
 use culturespa::analysis;
 use culturespa::engine::bench::set_compute_threads;
 use culturespa::engine::train::{prepare_examples, read_sft_file};
+use culturespa::engine::worker::base_model_id;
 use culturespa::engine::{DeviceKind, LoraSettings, TrainingSettings};
+use culturespa::models::upstream_id_of;
 use culturespa::server;
 
 use super::Globals;
@@ -31,6 +33,10 @@ pub struct TrainArgs {
     /// cpu (f32) or cuda (bf16; needs a build with --features cuda).
     #[arg(long, default_value = "cpu")]
     device: DeviceKind,
+    /// The Hugging Face id the adapter records as its base model (`base_model_name_or_path`);
+    /// by default the catalogue's id of the model, else the id in the model's own metadata.
+    #[arg(long)]
+    base_model_id: Option<String>,
 }
 
 /// LoRA and optimizer settings (the paper's by default).
@@ -108,7 +114,7 @@ pub fn train(globals: &Globals, args: TrainArgs) -> anyhow::Result<()> {
         &examples,
         &settings,
         out,
-        Some(model.display().to_string()),
+        args.base_model_id.clone().or_else(|| upstream_id_of(&model)).or_else(|| base_model_id(&loaded)),
         |progress| {
             bar.set_position(progress.step as u64);
             bar.set_message(format!("loss {:.4}  lr {:.2e}", progress.loss, progress.learning_rate));

@@ -3,6 +3,7 @@
 
 pub mod agreement;
 pub mod export;
+pub mod review_export;
 mod status;
 
 pub use agreement::{agreement, cohen_kappa, fleiss_kappa};

@@ -10,6 +10,7 @@ mod instance_filter;
 mod instances;
 mod pipeline;
 mod questions;
+mod review_records;
 mod reviews;
 mod run_answers;
 mod runs;

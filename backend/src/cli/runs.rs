@@ -1,0 +1,95 @@
+//! `culturespa runs list`, `runs scores ID` and `runs reviews ID`: the stored runs, a run's scores
+//! and its reviews, for scripts and a terminal (`--json` prints what the API answers).
+
+use std::path::PathBuf;
+
+use culturespa::analysis::{select_run_variant, stored_run_scores};
+use culturespa::curation::review_export::{render_reviews, ReviewExportFormat};
+use culturespa::store::Store;
+
+use super::Globals;
+
+/// The most runs `runs list` prints.
+const MAX_LISTED_RUNS: u32 = 500;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RunsCommand {
+    /// The stored runs, newest first: id, status, name, model, when made.
+    List {
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_LISTED_RUNS)))]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+        data_dir: PathBuf,
+    },
+    /// A run's alignment to the WVS answers per culture: the paper's metric and 1 − JSD (×100).
+    Scores {
+        run_id: i64,
+        /// unaware, P1, P2, P3, P1+P3, P2+P3 (P1 where the run has it).
+        #[arg(long)]
+        variant: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+        data_dir: PathBuf,
+    },
+    /// Every review of a run (reviewer, decision, edits, notes, time; superseded ones too) as CSV
+    /// or JSON on standard output.
+    Reviews {
+        run_id: i64,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ReviewExportFormat,
+        #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
+        data_dir: PathBuf,
+    },
+}
+
+pub async fn run(globals: &Globals, command: RunsCommand) -> anyhow::Result<()> {
+    match command {
+        RunsCommand::List { limit, json, data_dir } => {
+            let (total, runs) = Store::open(&data_dir).await?.runs(limit, 0).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&shared::api::Page { total, items: runs })?);
+                return Ok(());
+            }
+            println!("run\tstatus\tname\tmodel\tcreated");
+            for run in &runs {
+                let model = run.config.model.as_deref().unwrap_or("(default)");
+                let status = format!("{:?}", run.status).to_lowercase();
+                println!("{}\t{status}\t{}\t{model}\t{}", run.run_id, run.config.name, run.created_at);
+            }
+            if total > runs.len() as u64 {
+                eprintln!("{} of {total} runs (--limit)", runs.len());
+            }
+        }
+        RunsCommand::Scores { run_id, variant, json, data_dir } => {
+            let store = Store::open(&data_dir).await?;
+            let survey = globals.survey()?;
+            let selected = select_run_variant(&store, run_id, variant.as_deref()).await?;
+            let scores = stored_run_scores(&store, &survey, selected).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&scores)?);
+                return Ok(());
+            }
+            println!(
+                "run {} ({}), {}: paper metric (1 − JSD), ×100",
+                scores.run_id, scores.run_name, scores.variant_label
+            );
+            let number = |value: Option<f64>| value.map_or_else(|| "–".to_string(), |value| format!("{value:.2}"));
+            for culture in &scores.scores {
+                println!("{}\t{:.2}\t({})", culture.country_code, culture.score, number(culture.one_minus_jsd));
+            }
+            println!("average\t{}\t({})", number(scores.average), number(scores.average_one_minus_jsd));
+            for skipped in &scores.skipped_cultures {
+                eprintln!("skipped {skipped:?}");
+            }
+        }
+        RunsCommand::Reviews { run_id, format, data_dir } => {
+            let records = Store::open(&data_dir).await?.review_records(run_id).await?;
+            std::io::Write::write_all(&mut std::io::stdout(), &render_reviews(&records, format)?)?;
+            eprintln!("{} review(s) of run {run_id}", records.len());
+        }
+    }
+    Ok(())
+}
