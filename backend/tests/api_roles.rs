@@ -109,24 +109,42 @@ fn matrix(instance_id: i64) -> Vec<(Method, &'static str, String, Option<Value>,
         (Method::PUT, "/users/{username}", "/api/users/nobody".into(), Some(json!({"role": "annotator"})), Admin),
         (Method::DELETE, "/users/{username}", "/api/users/nobody".into(), None, Admin),
         (Method::POST, "/users/{username}/revoke", "/api/users/nobody/revoke".into(), None, Admin),
+        // The OpenAI-compatible endpoint: accounts only, never the public (nor open mode). An
+        // unknown model: past the role check, nothing is generated.
+        (
+            Method::POST,
+            "/v1/chat/completions",
+            "/v1/chat/completions".into(),
+            Some(json!({"model": "nope", "messages": [{"role": "user", "content": "hi"}]})),
+            Account,
+        ),
+        (Method::GET, "/v1/models", "/v1/models".into(), None, Account),
         // Last: it ends the session it is sent with.
         (Method::POST, "/logout", "/api/logout".into(), None, Public),
     ]
 }
 
-/// The routes the router declares: `(method, path)` of every `.route(...)` in api/mod.rs.
+/// The routes the router declares: `(method, path)` of every `.route(...)` in api/mod.rs, and of
+/// the OpenAI-compatible endpoint's (under `/v1`), however rustfmt lays the calls out.
 fn declared_routes() -> BTreeSet<(String, String)> {
-    let source = include_str!("../src/api/mod.rs");
+    let sources = [("", include_str!("../src/api/mod.rs")), ("/v1", include_str!("../src/api/openai/mod.rs"))];
     let mut routes = BTreeSet::new();
-    for line in source.lines().map(str::trim).filter(|line| line.starts_with(".route(\"")) {
-        let path = line[".route(\"".len()..].split('"').next().unwrap().to_string();
-        let handlers = &line[".route(\"".len() + path.len()..];
-        for method in ["get", "post", "put", "delete", "patch"] {
-            let called = handlers.match_indices(&format!("{method}(")).any(|(at, _)| {
-                at == 0 || !handlers.as_bytes()[at - 1].is_ascii_alphanumeric() && handlers.as_bytes()[at - 1] != b'_'
-            });
-            if called {
-                routes.insert((method.to_uppercase(), path.clone()));
+    for (prefix, source) in sources {
+        for call in source.split(".route(\"").skip(1) {
+            let raw_path = call.split('"').next().unwrap();
+            // The handlers: up to the end of this `.route(...)` call's arguments.
+            let rest = &call[raw_path.len()..];
+            let end = [".route(", ".fallback(", ".layer(", ";"].iter().filter_map(|stop| rest.find(stop)).min();
+            let handlers = &rest[..end.unwrap_or(rest.len())];
+            let path = format!("{prefix}{raw_path}");
+            for method in ["get", "post", "put", "delete", "patch"] {
+                let called = handlers.match_indices(&format!("{method}(")).any(|(at, _)| {
+                    at == 0
+                        || !handlers.as_bytes()[at - 1].is_ascii_alphanumeric() && handlers.as_bytes()[at - 1] != b'_'
+                });
+                if called {
+                    routes.insert((method.to_uppercase(), path.clone()));
+                }
             }
         }
     }

@@ -35,6 +35,7 @@ pub mod train;
 pub mod worker;
 
 pub use batch::{BatchLimits, PrefixCache};
+pub use candle_core::Device;
 pub use chat_template::{ChatMessage, ChatTemplate};
 pub use cloze::ClozePrompt;
 pub use config::{Architecture, ModelConfig};
@@ -42,7 +43,10 @@ pub use error::{EngineError, InvalidSetting};
 pub use loader::{load_model, DeviceKind, LoadedModel};
 pub use lora::{LoraAdapter, LoraSettings, TrainableAdapter};
 pub use model::{KvCache, LlamaModel, SequenceInput};
-pub use sampling::{parse_answer, FinishReason, Generation, GenerationPrompt, SamplingParams};
+pub use sampling::{
+    parse_answer, FinishReason, Generation, GenerationPrompt, SamplingParams, TokenLogprob, TokenLogprobs,
+    MAX_TOP_LOGPROBS,
+};
 pub use scoring::{OptionScores, ScorePrompt, Scorer};
 pub use tokenizer::TextTokenizer;
 pub use train::{train, TrainingExample, TrainingOutcome, TrainingProgress, TrainingSettings};

@@ -28,7 +28,15 @@ pub struct SamplingParams {
     /// Tokens that end the reply besides the model's end-of-turn tokens.
     #[serde(default)]
     pub stop_tokens: Vec<u32>,
+    /// With each reply token, its log-probability and the `top_logprobs` most likely tokens at
+    /// that step (the model's distribution at temperature 1, as OpenAI's `logprobs` report them);
+    /// 0: none.
+    #[serde(default)]
+    pub top_logprobs: usize,
 }
+
+/// The most alternatives a reply token may carry (OpenAI's bound).
+pub const MAX_TOP_LOGPROBS: usize = 20;
 
 impl Default for SamplingParams {
     fn default() -> Self {
@@ -38,13 +46,21 @@ impl Default for SamplingParams {
             max_new_tokens: PAPER_MAX_NEW_TOKENS,
             seed: PAPER_SEED,
             stop_tokens: Vec::new(),
+            top_logprobs: 0,
         }
     }
 }
 
 impl SamplingParams {
     pub fn greedy(max_new_tokens: usize) -> Self {
-        SamplingParams { temperature: 0.0, top_p: 1.0, max_new_tokens, seed: 0, stop_tokens: Vec::new() }
+        SamplingParams {
+            temperature: 0.0,
+            top_p: 1.0,
+            max_new_tokens,
+            seed: 0,
+            stop_tokens: Vec::new(),
+            top_logprobs: 0,
+        }
     }
 
     /// The settings' ranges, naming the field that is out of its range.
@@ -57,6 +73,12 @@ impl SamplingParams {
         }
         if self.max_new_tokens == 0 {
             return Err(InvalidSetting::new("max_new_tokens", "must be at least 1"));
+        }
+        if self.top_logprobs > MAX_TOP_LOGPROBS {
+            return Err(InvalidSetting::new(
+                "top_logprobs",
+                format!("{} is more than {MAX_TOP_LOGPROBS}", self.top_logprobs),
+            ));
         }
         Ok(())
     }
@@ -82,13 +104,55 @@ pub enum FinishReason {
 }
 
 /// A sampled reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Generation {
     pub text: String,
     pub tokens: Vec<u32>,
     /// The first run of digits in the reply, the paper's parsed answer.
     pub answer: Option<String>,
     pub finish_reason: FinishReason,
+    /// Tokens of the prompt the reply continues.
+    #[serde(default)]
+    pub prompt_tokens: usize,
+    /// Per reply token, when the parameters asked for `top_logprobs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logprobs: Vec<TokenLogprobs>,
+}
+
+/// A token, its text (decoded alone) and its log-probability at one step of a reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenLogprob {
+    pub token: u32,
+    pub text: String,
+    pub logprob: f64,
+}
+
+/// A reply token's log-probability and the most likely tokens at its step, most likely first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenLogprobs {
+    pub chosen: TokenLogprob,
+    pub top: Vec<TokenLogprob>,
+}
+
+/// The log-softmax of `logits` at `token`, and the `top` most likely tokens (ties: lower id first).
+fn token_logprobs(tokenizer: &TextTokenizer, logits: &[f32], token: u32, top: usize) -> Result<TokenLogprobs> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_total = logits.iter().map(|&logit| f64::from(logit - max).exp()).sum::<f64>().ln();
+    let logprob = |id: usize| f64::from(logits[id] - max) - log_total;
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    let top = top.min(order.len());
+    if top > 0 {
+        order.select_nth_unstable_by(top - 1, |&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+        order.truncate(top);
+        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+    }
+    let entry = |id: usize| -> Result<TokenLogprob> {
+        Ok(TokenLogprob { token: id as u32, text: tokenizer.decode(&[id as u32], false)?, logprob: logprob(id) })
+    };
+    Ok(TokenLogprobs {
+        chosen: entry(token as usize)?,
+        top: order.into_iter().take(top).map(entry).collect::<Result<_>>()?,
+    })
 }
 
 /// The first `\d+` of a reply.
@@ -152,6 +216,7 @@ pub fn generate(
     let mut next_input = last;
     let mut cache = past;
     let mut finish_reason = FinishReason::Length;
+    let mut logprobs = Vec::new();
     while generated.len() < params.max_new_tokens && prompt_tokens.len() + generated.len() < context {
         if should_stop() {
             return Err(EngineError::Cancelled);
@@ -166,10 +231,14 @@ pub fn generate(
             finish_reason = FinishReason::Stop;
             break;
         }
+        if params.top_logprobs > 0 {
+            logprobs.push(token_logprobs(tokenizer, &logits, token, params.top_logprobs)?);
+        }
         generated.push(token);
         next_input = token;
     }
     let text = tokenizer.decode(&generated, true)?;
     let answer = parse_answer(&text);
-    Ok((Generation { text, tokens: generated, answer, finish_reason }, evaluated))
+    let prompt_tokens = prompt_tokens.len();
+    Ok((Generation { text, tokens: generated, answer, finish_reason, prompt_tokens, logprobs }, evaluated))
 }

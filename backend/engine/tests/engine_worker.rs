@@ -117,7 +117,7 @@ fn sampling_with_a_seed_repeats_byte_for_byte() {
         text: chatml(UNAWARE_SYSTEM, &answer_prompt(QUESTIONS[0].1, FOUR_OPTIONS)),
     };
     let params =
-        SamplingParams { max_new_tokens: 12, temperature: 0.9, top_p: 0.95, seed: 42, stop_tokens: Vec::new() };
+        SamplingParams { max_new_tokens: 12, temperature: 0.9, top_p: 0.95, seed: 42, ..SamplingParams::default() };
     let first = engine().generate(vec![prompt.clone()], params.clone(), |_| {}).unwrap().wait().unwrap();
     let second = engine().generate(vec![prompt], params, |_| {}).unwrap().wait().unwrap();
     assert_eq!(first.generations, second.generations);

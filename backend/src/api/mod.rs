@@ -10,6 +10,7 @@ mod hygiene;
 mod instances;
 mod login_limits;
 mod models;
+pub mod openai;
 mod persona_meter;
 mod questions;
 mod relations;
@@ -164,7 +165,13 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(hygiene::same_origin))
         .layer(axum::middleware::map_response(error::json_errors))
         .layer(axum::extract::DefaultBodyLimit::max(hygiene::MAX_BODY_BYTES));
-    let router = Router::new().nest("/api", api);
+    // The OpenAI-compatible endpoint: the same error bodies, hygiene and limits as /api.
+    let v1 = openai::routes()
+        .fallback(error::api_not_found)
+        .layer(axum::middleware::from_fn(hygiene::same_origin))
+        .layer(axum::middleware::map_response(error::json_errors))
+        .layer(axum::extract::DefaultBodyLimit::max(hygiene::MAX_BODY_BYTES));
+    let router = Router::new().nest("/api", api).nest("/v1", v1);
     let router = match &state.static_dir {
         Some(dir) => router.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
         None => router,

@@ -137,10 +137,15 @@ impl RunService {
         Ok(self.store.create_run(&config, &RunOrigin::Local).await?)
     }
 
+    /// The engine of a model (`None`: the default), from the pool runs use.
+    pub async fn engine_for(&self, model: Option<&str>) -> Result<Arc<crate::engine::Engine>, RunError> {
+        Ok(self.engines.engine_for(model).await?)
+    }
+
     /// The folder of an adapter a run of this server trained, named as `runs/RUN_ID/adapters/NAME`
     /// under the data folder: resolved (symlinks too) and kept inside `runs/`. Whatever is wrong
     /// with the name, the error is the same, so a request learns nothing of the disk.
-    fn trained_adapter(&self, requested: &str) -> Result<String, RunError> {
+    pub fn trained_adapter(&self, requested: &str) -> Result<String, RunError> {
         let refused = || {
             let message = "not an adapter this server trained (name it as runs/RUN_ID/adapters/NAME)";
             RunError::Invalid(InvalidRun::new("adapter.path", message))

@@ -169,7 +169,7 @@ pub(super) async fn generate_stage(runner: &Runner, run: &Run) -> Result<(), Run
                     top_p: settings.top_p,
                     max_new_tokens: settings.max_new_tokens as usize,
                     seed,
-                    stop_tokens: Vec::new(),
+                    ..SamplingParams::default()
                 };
                 let id = format!("generate/{topic}/{question_index}/{attempt}");
                 let prompts = vec![GenerationPrompt { id, text: text.clone() }];
