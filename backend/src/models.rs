@@ -188,6 +188,8 @@ pub struct ModelSource {
     pub bf16_projections: bool,
     /// The fused CPU kernels forced on or off (`--cpu-kernels`); `None`: the build's choice.
     pub cpu_kernels: Option<bool>,
+    /// Where engines run when a run names no device (`--device`).
+    pub device: crate::engine::DeviceKind,
 }
 
 impl ModelSource {
@@ -197,6 +199,7 @@ impl ModelSource {
             default: default.into(),
             bf16_projections: false,
             cpu_kernels: None,
+            device: crate::engine::DeviceKind::Cpu,
         })
     }
 
@@ -208,10 +211,15 @@ impl ModelSource {
         ModelSource { cpu_kernels, ..self }
     }
 
+    pub fn with_device(self, device: crate::engine::DeviceKind) -> Self {
+        ModelSource { device, ..self }
+    }
+
     /// How an engine for the model at `path` is started: the one place both the server's runner
     /// and the CLI get their engine settings from.
     pub fn engine_options(&self, path: &std::path::Path) -> crate::engine::EngineOptions {
         crate::engine::EngineOptions {
+            device: self.device,
             bf16_projections: self.bf16_projections,
             cpu_kernels: self.cpu_kernels,
             base_model_id: upstream_id_of(path),

@@ -270,3 +270,26 @@ async fn event_streams_are_capped_and_a_closed_one_frees_its_place() {
     assert_eq!(open(state.clone(), uri.clone()).await.status(), StatusCode::OK);
     drop(second);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_on_a_device_this_build_lacks_fails_saying_so() {
+    let (state, _dir) = state().await;
+    let mut config = small_run("on a gpu");
+    config["device"] = json!("cuda");
+    let (status, body) = call(&state, Method::POST, "/api/runs", Some(config)).await;
+    assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+    let run: Run = serde_json::from_slice(&body).unwrap();
+    assert_eq!(run.config.device.as_deref(), Some("cuda:0"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while state.store.run(run.run_id).await.unwrap().status != RunStatus::Failed {
+        assert!(std::time::Instant::now() < deadline, "{:?}", state.store.events(run.run_id, 0).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events = state.store.events(run.run_id, 0).await.unwrap();
+    let told = events.iter().any(|(_, event)| {
+        matches!(event, RunEvent::Log { message }
+            if message.starts_with("cannot load the model smollm2-135m on cuda:0:")
+                && message.contains("the CUDA device is unavailable"))
+    });
+    assert!(told, "{events:?}");
+}

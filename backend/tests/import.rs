@@ -124,6 +124,7 @@ async fn an_import_that_did_not_finish_is_replaced() {
         generation: Default::default(),
         training: Default::default(),
         adapter: None,
+        device: None,
         stages: vec![Stage::Answer],
     };
     let interrupted = store.create_run(&config, &origin()).await.unwrap();

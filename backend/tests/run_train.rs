@@ -56,6 +56,7 @@ fn config(name: &str, stages: Vec<Stage>, training: TrainingConfig) -> RunConfig
         generation: Default::default(),
         training,
         adapter: None,
+        device: None,
         stages,
     }
 }
@@ -198,6 +199,7 @@ async fn runs_train_joint_and_specific_adapters_and_answer_with_them() {
         cultures: vec!["USA".into()],
         questions_per_topic: 2,
         adapter,
+        device: None,
         ..config(name, vec![Stage::Answer], TrainingConfig::default())
     };
     let adapter = AdapterConfig { path: joint_dir.display().to_string(), merged: true };

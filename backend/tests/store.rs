@@ -26,6 +26,7 @@ fn config() -> RunConfig {
         generation: Default::default(),
         training: Default::default(),
         adapter: None,
+        device: None,
         stages: vec![Stage::Answer, Stage::Collect],
     }
 }

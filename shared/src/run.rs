@@ -185,6 +185,10 @@ pub struct RunConfig {
     /// evaluates with the adapters it trained instead).
     #[serde(default)]
     pub adapter: Option<AdapterConfig>,
+    /// Where the in-process engine runs the model: `cpu`, `cuda` or `cuda:N` (`None`: the
+    /// server's or the command's `--device`, the CPU by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     pub stages: Vec<Stage>,
 }
 

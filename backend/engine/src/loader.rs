@@ -12,23 +12,37 @@ use super::hf::HfFolder;
 use super::model::LlamaModel;
 use super::tokenizer::TextTokenizer;
 
-/// Where the model runs: f32 on the CPU, bf16 on a CUDA GPU.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// Where the model runs: f32 on the CPU, bf16 on a CUDA GPU (by its ordinal). Written `cpu`,
+/// `cuda` (= `cuda:0`) or `cuda:N`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum DeviceKind {
     #[default]
     Cpu,
-    Cuda,
+    Cuda(u32),
 }
+
+/// The highest CUDA ordinal a device may name.
+pub const MAX_CUDA_ORDINAL: u32 = 63;
 
 impl DeviceKind {
     pub fn device_and_dtype(self) -> Result<(Device, DType)> {
         match self {
             DeviceKind::Cpu => Ok((Device::Cpu, DType::F32)),
-            DeviceKind::Cuda => {
-                let device = Device::new_cuda(0).map_err(|e| EngineError::CudaUnavailable(e.to_string()))?;
+            DeviceKind::Cuda(ordinal) => {
+                let device =
+                    Device::new_cuda(ordinal as usize).map_err(|e| EngineError::CudaUnavailable(e.to_string()))?;
                 Ok((device, DType::BF16))
             }
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceKind::Cpu => formatter.write_str("cpu"),
+            DeviceKind::Cuda(ordinal) => write!(formatter, "cuda:{ordinal}"),
         }
     }
 }
@@ -37,10 +51,48 @@ impl std::str::FromStr for DeviceKind {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
+        let unknown = || format!("unknown device {text:?} (cpu, cuda or cuda:N with N ≤ {MAX_CUDA_ORDINAL})");
+        match text.trim() {
             "cpu" => Ok(DeviceKind::Cpu),
-            "cuda" | "gpu" => Ok(DeviceKind::Cuda),
-            other => Err(format!("unknown device {other:?} (cpu or cuda)")),
+            "cuda" | "gpu" => Ok(DeviceKind::Cuda(0)),
+            other => {
+                let ordinal = other.strip_prefix("cuda:").and_then(|n| n.parse::<u32>().ok()).ok_or_else(unknown)?;
+                if ordinal > MAX_CUDA_ORDINAL {
+                    return Err(unknown());
+                }
+                Ok(DeviceKind::Cuda(ordinal))
+            }
+        }
+    }
+}
+
+impl TryFrom<String> for DeviceKind {
+    type Error = String;
+
+    fn try_from(text: String) -> std::result::Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<DeviceKind> for String {
+    fn from(device: DeviceKind) -> String {
+        device.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_are_written_and_read_alike() {
+        for (text, device) in [("cpu", DeviceKind::Cpu), ("cuda", DeviceKind::Cuda(0)), ("cuda:3", DeviceKind::Cuda(3))]
+        {
+            assert_eq!(text.parse::<DeviceKind>().unwrap(), device);
+        }
+        assert_eq!(DeviceKind::Cuda(2).to_string(), "cuda:2");
+        for bad in ["tpu", "cuda:", "cuda:-1", "cuda:64", "cuda:x"] {
+            assert!(bad.parse::<DeviceKind>().unwrap_err().contains("cpu, cuda or cuda:N"), "{bad}");
         }
     }
 }

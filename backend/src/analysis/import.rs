@@ -145,6 +145,7 @@ impl ImportPlan {
             generation: Default::default(),
             training: Default::default(),
             adapter: None,
+            device: None,
             stages: vec![Stage::Answer, Stage::Collect],
         }
     }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use culturespa::engine::DeviceKind;
 use culturespa::runs::{run_command, RunService, RunTarget};
 use culturespa::server;
 use shared::{RunStatus, Stage};
@@ -19,6 +20,10 @@ pub struct StoreArgs {
     /// The model of runs that name none (a catalogue name, a model in --models-dir, or a path).
     #[arg(long, env = "CULTURESPA_MODEL", default_value = server::DEFAULT_MODEL)]
     model: String,
+    /// Where the model runs when the run names no device: cpu, cuda or cuda:N (a CUDA device
+    /// needs a build with --features cuda).
+    #[arg(long, env = "CULTURESPA_DEVICE", default_value = "cpu")]
+    device: DeviceKind,
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,7 +64,7 @@ pub async fn stage(globals: &Globals, args: StageArgs, stage: Stage) -> anyhow::
 async fn execute(globals: &Globals, store: StoreArgs, target: RunTarget, only: Option<Stage>) -> anyhow::Result<()> {
     let survey = Arc::new(globals.survey()?);
     let database = server::open_store(&store.data_dir, &survey).await?;
-    let service = RunService::new(database, survey, globals.model_source(store.model)?);
+    let service = RunService::new(database, survey, globals.model_source(store.model)?.with_device(store.device));
     let (run_id, status) = run_command(&service, target, only).await?;
     eprintln!("run {run_id}: {status:?}");
     match status {

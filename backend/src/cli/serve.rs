@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use culturespa::engine::DeviceKind;
 use culturespa::server::{self, ServeOptions};
 
 use super::Globals;
@@ -20,6 +21,10 @@ pub struct ServeArgs {
     /// The model of runs that name none (a catalogue name, a model in --models-dir, or a path).
     #[arg(long, env = "CULTURESPA_MODEL", default_value = server::DEFAULT_MODEL)]
     model: String,
+    /// Where models run when a run names no device: cpu, cuda or cuda:N (a CUDA device needs a
+    /// build with --features cuda).
+    #[arg(long, env = "CULTURESPA_DEVICE", default_value = "cpu")]
+    device: DeviceKind,
     /// Serve in open mode (no accounts) on an address other than loopback; without an account the
     /// server refuses such an address otherwise.
     #[arg(long)]
@@ -36,7 +41,7 @@ pub async fn run(globals: &Globals, args: ServeArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         wvs_data: globals.wvs_data.clone(),
         static_dir: Some(args.static_dir),
-        models: globals.model_source(args.model)?,
+        models: globals.model_source(args.model)?.with_device(args.device),
         open: args.open,
         secure_cookies: args.secure_cookies,
     })

@@ -59,6 +59,8 @@ struct RunFile {
     #[serde(default)]
     training: TrainingConfig,
     adapter: Option<AdapterConfig>,
+    /// `cpu`, `cuda` or `cuda:N`.
+    device: Option<String>,
     stages: Vec<Stage>,
 }
 
@@ -129,6 +131,7 @@ pub fn parse_run_file(file: &Path, text: &str) -> Result<RunConfig, RunFileError
         generation: run_file.generation.map(GenerationTable::into_settings).unwrap_or_default(),
         training: run_file.training,
         adapter: run_file.adapter,
+        device: run_file.device,
         stages: run_file.stages,
     })
 }

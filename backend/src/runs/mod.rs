@@ -139,7 +139,7 @@ impl RunService {
 
     /// The engine of a model (`None`: the default), from the pool runs use.
     pub async fn engine_for(&self, model: Option<&str>) -> Result<Arc<crate::engine::Engine>, RunError> {
-        Ok(self.engines.engine_for(model).await?)
+        Ok(self.engines.engine_for(model, None).await?)
     }
 
     /// The folder of an adapter a run of this server trained, named as `runs/RUN_ID/adapters/NAME`
@@ -287,11 +287,14 @@ impl RunService {
             return Ok(RunStatus::Cancelled);
         }
         let run = self.store.run(run_id).await?;
-        let engine = match self.engines.engine_for(run.config.model.as_deref()).await {
+        // The validator wrote the device as the engine reads it.
+        let device = run.config.device.as_deref().and_then(|device| device.parse().ok());
+        let engine = match self.engines.engine_for(run.config.model.as_deref(), device).await {
             Ok(engine) => engine,
             Err(error) => {
                 let spec = run.config.model.as_deref().unwrap_or(&self.models().default).to_string();
-                let message = format!("cannot load the model {spec}: {error}");
+                let on = device.unwrap_or(self.models().device);
+                let message = format!("cannot load the model {spec} on {on}: {error}");
                 self.emit_on(&updates, run_id, RunEvent::Log { message }).await?;
                 self.emit_on(&updates, run_id, RunEvent::Finished { status: RunStatus::Failed }).await?;
                 return Err(error.into());

@@ -209,3 +209,13 @@ fn every_number_and_list_of_a_run_has_an_upper_bound() {
     let many: Vec<String> = (0..19).map(|_| "\"USA\"".to_string()).collect();
     assert_eq!(invalid_field(&format!("{BASE}cultures = [{}]\n", many.join(", "))).0, "cultures");
 }
+
+#[test]
+fn a_device_is_read_as_the_engine_writes_it_and_a_bad_one_named() {
+    assert_eq!(parse(BASE).unwrap().device, None);
+    assert_eq!(parse(&format!("{BASE}device = \"cuda\"\n")).unwrap().device.as_deref(), Some("cuda:0"));
+    assert_eq!(parse(&format!("{BASE}device = \"cuda:2\"\n")).unwrap().device.as_deref(), Some("cuda:2"));
+    let (field, message) = invalid_field(&format!("{BASE}device = \"tpu\"\n"));
+    assert_eq!(field, "device");
+    assert!(message.contains("cpu, cuda or cuda:N"), "{message}");
+}

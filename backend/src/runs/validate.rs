@@ -97,6 +97,11 @@ pub fn validate_run(mut config: RunConfig, survey: &SurveyData) -> Result<RunCon
             return Err(InvalidRun::new("adapter", "a run that trains answers with its own adapters"));
         }
     }
+    if let Some(device) = &mut config.device {
+        // Written as the engine writes it (`cuda` → `cuda:0`), so equal devices compare equal.
+        *device =
+            device.parse::<crate::engine::DeviceKind>().map_err(|error| InvalidRun::new("device", error))?.to_string();
+    }
     Ok(config)
 }
 

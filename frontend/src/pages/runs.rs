@@ -95,6 +95,8 @@ fn NewRunForm() -> impl IntoView {
     let collect_from = RwSignal::new(None::<PromptVariant>);
     let training_mode = RwSignal::new(TrainingMode::Joint);
     let max_steps = RwSignal::new(None::<u32>);
+    // `None`: the server's `--device`.
+    let device = RwSignal::new(None::<String>);
     let error = RwSignal::new(None::<String>);
     let navigate = use_navigate();
     let submit = move |event: leptos::ev::SubmitEvent| {
@@ -118,6 +120,7 @@ fn NewRunForm() -> impl IntoView {
             generation: Default::default(),
             training: TrainingConfig { mode: training_mode.get(), max_steps: max_steps.get(), ..Default::default() },
             adapter: None,
+            device: device.get(),
             stages: stages.get(),
         };
         let navigate = navigate.clone();
@@ -145,6 +148,17 @@ fn NewRunForm() -> impl IntoView {
                         }).collect_view()}
                     </select>
                 })}
+            </label>
+            <label>"Device "
+                <select name="device" on:change=move |e| {
+                    let chosen = event_target_value(&e);
+                    device.set((!chosen.is_empty()).then_some(chosen));
+                }>
+                    <option value="" selected=true>"the server's (--device)"</option>
+                    <option value="cpu">"CPU (f32)"</option>
+                    <option value="cuda:0">"GPU cuda:0 (bf16)"</option>
+                    <option value="cuda:1">"GPU cuda:1 (bf16)"</option>
+                </select>
             </label>
             <fieldset>
                 <legend>"Cultures"</legend>
