@@ -57,7 +57,12 @@ pub struct AppState {
     /// One permit per open event stream (`GET /api/runs/{id}/stream`).
     event_streams: Arc<tokio::sync::Semaphore>,
     event_stream_limit: usize,
+    /// One permit per `/v1/chat/completions` request being answered or waiting for the engine.
+    chat_requests: Arc<tokio::sync::Semaphore>,
 }
+
+/// The most chat completions a server answers or queues at once; one more is refused (429).
+pub const MAX_CHAT_REQUESTS: usize = 16;
 
 /// The most event streams a server keeps open at once; one more is refused (429) until one closes.
 pub const MAX_EVENT_STREAMS: usize = 64;
@@ -78,6 +83,7 @@ impl AppState {
             content_security,
             event_streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
             event_stream_limit: MAX_EVENT_STREAMS,
+            chat_requests: Arc::new(tokio::sync::Semaphore::new(MAX_CHAT_REQUESTS)),
         }
     }
 

@@ -18,7 +18,7 @@ use super::types::{
     TopLogprob, Usage,
 };
 use crate::api::auth::Viewer;
-use crate::api::{AppError, AppState};
+use crate::api::{AppError, AppState, MAX_CHAT_REQUESTS};
 use crate::engine::{
     AdapterChoice, CancelToken, ChatMessage, FinishReason, Generation, GenerationPrompt, SamplingParams, TokenLogprob,
     MAX_TOP_LOGPROBS,
@@ -131,6 +131,9 @@ pub async fn completions(
     Json(request): Json<ChatCompletionRequest>,
 ) -> Result<Response, AppError> {
     viewer.require_user()?;
+    let _permit = state.chat_requests.clone().try_acquire_owned().map_err(|_| {
+        AppError::TooManyRequests(format!("{MAX_CHAT_REQUESTS} chat completions are being answered: try again shortly"))
+    })?;
     let plan = plan(&state, request).await?;
     let engine = state.runs.engine_for(plan.base.as_deref()).await?;
     let adapter = match &plan.adapter {
