@@ -68,5 +68,18 @@ async fn a_finished_run_opened_by_its_url_shows_its_stages_and_log() {
     assert!(stages[0].starts_with("answer") && stages[0].contains("4921/4921"), "{stages:?}");
     let log = session.texts("[data-testid=log]", 1).await;
     assert!(log[0].contains("1373 culture-related instances"), "{}", log[0]);
+    // Its raw reviews download from the page (open mode: anyone on this machine may).
+    let link = session
+        .client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("[data-testid=run-files] a[href$='format=csv']"))
+        .await
+        .unwrap();
+    let href = link.attr("href").await.unwrap().unwrap();
+    assert_eq!(href, "/api/runs/1/reviews/export?format=csv");
+    let script = "return fetch(arguments[0]).then(response => response.text());";
+    let csv = session.client.execute(script, vec![serde_json::Value::String(href)]).await.unwrap();
+    assert!(csv.as_str().unwrap().starts_with("review_id,instance_id,question_id"), "{csv}");
     session.close().await;
 }

@@ -1,6 +1,6 @@
 //! Pieces the pages share, one file each: SVG charts, table downloads, the persona meter, URLs,
-//! the loading view, the login form, the run picker's data, option labels and bars, review status labels, the
-//! reviewer's stored name.
+//! the loading view, the login form, the run picker's data, option labels and bars, review
+//! status labels, a run's downloads, the reviewer's stored name.
 
 pub mod charts;
 pub mod download;
@@ -10,6 +10,7 @@ pub mod options;
 pub mod persona_meter;
 pub mod review_status;
 pub mod reviewer;
+pub mod run_files;
 pub mod runs;
 pub mod url;
 

@@ -16,6 +16,7 @@ use wasm_bindgen::prelude::*;
 use crate::api;
 use crate::components::loaded;
 use crate::components::persona_meter::PersonaMeters;
+use crate::components::run_files::RunFiles;
 
 /// The stages a run can be launched with from the browser in this version.
 const LAUNCHABLE_STAGES: [Stage; 6] =
@@ -376,6 +377,7 @@ pub fn RunPage() -> impl IntoView {
                     <a href=format!("/runs/compare?a={}", run.run_id)>"Compare with another run"</a>
                 </div>
                 <details><summary>"Configuration"</summary><pre>{config}</pre></details>
+                <RunFiles run_id=run.run_id />
                 {(run.status == RunStatus::Completed).then(|| view! { <PersonaMeters run_id=run.run_id variants=run.config.variants.clone() /> })}
             }
         })}
