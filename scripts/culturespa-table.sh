@@ -20,7 +20,6 @@ EPOCHS=${EPOCHS:-3}
 LEARNING_RATE=${LEARNING_RATE:-1e-4}
 DATA_DIR=${DATA_DIR:-var/table}
 OUT_DIR=${OUT_DIR:-docs/table}
-PORT=${PORT:-8097}
 NATIVE_TARGET=${NATIVE_TARGET:-target-native}
 BIN="$NATIVE_TARGET/release/culturespa"
 GLOBAL=()
@@ -77,11 +76,8 @@ for name in base joint specific; do
   RUN_IDS[$name]=$id
 done
 
-"$BIN" serve --addr "127.0.0.1:$PORT" --data-dir "$DATA_DIR" --model "$MODEL" >/dev/null 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 1 60); do curl -sf "http://127.0.0.1:$PORT/api/health" >/dev/null && break; sleep 1; done
-fetch() { curl -sf "http://127.0.0.1:$PORT/api/scores?run=$1&variant=$2"; }
+# A setting's scores with 95 % bootstrap intervals per culture (1,000 resamples of its questions).
+fetch() { "$BIN" runs scores "$1" --variant "$2" --intervals 1000 --json --data-dir "$DATA_DIR"; }
 fetch "${RUN_IDS[base]}" unaware > "$OUT_DIR/unaware.json"
 fetch "${RUN_IDS[base]}" P1 > "$OUT_DIR/p1.json"
 for variant in P2 P3; do # when the base run answered them (BASE_VARIANTS)
@@ -105,7 +101,10 @@ import json, os, sys
 out, model, per_topic, batch, epochs, lr = sys.argv[1:]
 settings = [("unaware", "unaware"), ("P1", "p1"), ("P2", "p2"), ("P3", "p3"), ("P1 + joint adapter", "p1-joint"), ("P1 + specific adapters", "p1-specific")]
 settings = [(label, name) for label, name in settings if os.path.exists(f"{out}/{name}.json")]
-data = {label: json.load(open(f"{out}/{name}.json")) for label, name in settings}
+loaded = {label: json.load(open(f"{out}/{name}.json")) for label, name in settings}
+# Each file is {"scores": <the scores API's answer>, "intervals": [...]}.
+data = {label: value["scores"] for label, value in loaded.items()}
+bounds = {label: {row["country_code"]: row for row in value.get("intervals", [])} for label, value in loaded.items()}
 cultures = [c["country_code"] for c in data["P1"]["scores"]]
 def cell(scores, code, key):
     for c in scores["scores"]:
@@ -114,16 +113,23 @@ def cell(scores, code, key):
     return None
 def fmt(x):
     return "–" if x is None else f"{x:.2f}"
+def span(interval):
+    return "" if not interval else f" [{interval['low']:.1f}, {interval['high']:.1f}]"
+def bound(label, code, key):
+    row = bounds[label].get(code)
+    return row.get(key) if row else None
 rows = []
 header = "| culture | " + " | ".join(label for label, _ in settings) + " |"
-lines = [f"Paper metric (×100) per culture; in parentheses 1 − JSD (×100). Model `{model}`; training data: its own",
+lines = [f"Paper metric (×100) per culture; in parentheses 1 − JSD (×100); in brackets 95 % bootstrap intervals (1,000 resamples of the questions). Model `{model}`; training data: its own",
          f"instances on {per_topic} released generated questions per topic; LoRA rank 8, alpha 16, lr {lr}, batch {batch}, {epochs} epochs.", "",
          header, "|" + "---|" * (len(settings) + 1)]
 table = {}
 for code in cultures:
     values = [(cell(data[label], code, "score"), cell(data[label], code, "one_minus_jsd")) for label, _ in settings]
     table[code] = {label: {"score": s, "one_minus_jsd": j} for (label, _), (s, j) in zip(settings, values)}
-    lines.append(f"| {code} | " + " | ".join(f"{fmt(s)} ({fmt(j)})" for s, j in values) + " |")
+    cells = [f"{fmt(s)}{span(bound(label, code, 'score'))} ({fmt(j)}{span(bound(label, code, 'one_minus_jsd'))})"
+             for (label, _), (s, j) in zip(settings, values)]
+    lines.append(f"| {code} | " + " | ".join(cells) + " |")
 averages = [(data[label].get("average"), data[label].get("average_one_minus_jsd")) for label, _ in settings]
 lines.append("| **average** | " + " | ".join(f"**{fmt(s)}** ({fmt(j)})" for s, j in averages) + " |")
 table["average"] = {label: {"score": s, "one_minus_jsd": j} for (label, _), (s, j) in zip(settings, averages)}

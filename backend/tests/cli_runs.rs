@@ -57,6 +57,26 @@ async fn the_command_line_lists_runs_and_prints_the_papers_scores() {
     common::assert_reference("paper_metric_unaware_llama3_8b", scores["average"].as_f64().unwrap());
     assert_eq!(scores["scores"].as_array().unwrap().len(), 18);
 
+    // 95 % bootstrap intervals: each holds its culture's score; the same seed gives the same ones.
+    let (ok, json, _) = runs(dir.path(), &["scores", "1", "--intervals", "200", "--json"]);
+    assert!(ok);
+    let with_intervals: Value = serde_json::from_str(&json).unwrap();
+    let intervals = with_intervals["intervals"].as_array().unwrap();
+    assert_eq!(intervals.len(), 18);
+    for (culture, interval) in with_intervals["scores"]["scores"].as_array().unwrap().iter().zip(intervals) {
+        assert_eq!(culture["country_code"], interval["country_code"]);
+        let (score, low, high) = (
+            culture["score"].as_f64().unwrap(),
+            interval["score"]["low"].as_f64().unwrap(),
+            interval["score"]["high"].as_f64().unwrap(),
+        );
+        assert!(low < high && low <= score && score <= high, "{culture} {interval}");
+    }
+    let (_, again, _) = runs(dir.path(), &["scores", "1", "--intervals", "200", "--json"]);
+    assert_eq!(again, json);
+    let (ok, table, _) = runs(dir.path(), &["scores", "1", "--intervals", "100"]);
+    assert!(ok && table.lines().nth(1).is_some_and(|line| line.contains(" [") && line.contains(", ")), "{table}");
+
     // The raw review export: both reviews, the superseded one marked so.
     let (ok, csv, _) = runs(dir.path(), &["reviews", "1"]);
     assert!(ok, "{csv}");

@@ -112,17 +112,18 @@ impl Predictions {
     }
 }
 
-/// The paper's score of `predictions` against one culture's majority answers, over the kept WVS
-/// questions; with distributions, also the mean 1 − Jensen–Shannon distance (×100).
-pub fn score_culture(
-    survey: &SurveyData,
-    country_code: &str,
-    predictions: &Predictions,
-) -> Result<CultureScore, SkippedCulture> {
-    let skipped = |reason: &str| SkippedCulture { country_code: country_code.to_string(), reason: reason.to_string() };
-    if survey.culture(country_code).is_none() {
-        return Err(skipped("not one of the survey's cultures"));
-    }
+/// What a culture's score is computed from: a (prediction, human majority) pair per question with
+/// both, and the 1 − JSD of each question where the model gave a distribution.
+#[derive(Debug, Clone, Default)]
+pub struct CultureSample {
+    pub pairs: Vec<CodePair>,
+    pub one_minus_jsd: Vec<f64>,
+    pub humans_answered: u32,
+    pub questions_skipped: u32,
+}
+
+/// The questions a culture's score reads, as [`score_culture`] reads them.
+pub fn culture_sample(survey: &SurveyData, country_code: &str, predictions: &Predictions) -> CultureSample {
     let mut pairs = Vec::with_capacity(survey.questions.len());
     let mut humans_answered = 0_u32;
     let mut questions_skipped = 0_u32;
@@ -146,6 +147,22 @@ pub fn score_culture(
             _ => questions_skipped += 1,
         }
     }
+    CultureSample { pairs, one_minus_jsd, humans_answered, questions_skipped }
+}
+
+/// The paper's score of `predictions` against one culture's majority answers, over the kept WVS
+/// questions; with distributions, also the mean 1 − Jensen–Shannon distance (×100).
+pub fn score_culture(
+    survey: &SurveyData,
+    country_code: &str,
+    predictions: &Predictions,
+) -> Result<CultureScore, SkippedCulture> {
+    let skipped = |reason: &str| SkippedCulture { country_code: country_code.to_string(), reason: reason.to_string() };
+    if survey.culture(country_code).is_none() {
+        return Err(skipped("not one of the survey's cultures"));
+    }
+    let CultureSample { pairs, one_minus_jsd, humans_answered, questions_skipped } =
+        culture_sample(survey, country_code, predictions);
     if humans_answered == 0 {
         return Err(skipped("no human answers for this culture"));
     }

@@ -12,12 +12,13 @@ mod relations;
 mod released;
 mod run_scores;
 mod run_selection;
+mod score_intervals;
 
 use std::path::PathBuf;
 
 pub use alignment::{
-    alignment, option_answer_code, paper_answer_code, score_culture, score_cultures, CodePair, CultureScores,
-    Predictions, SkippedCulture, MAX_VALID_ANSWER,
+    alignment, culture_sample, option_answer_code, paper_answer_code, score_culture, score_cultures, CodePair,
+    CultureSample, CultureScores, Predictions, SkippedCulture, MAX_VALID_ANSWER,
 };
 pub use baseline::{render_table, score_released, ReleasedScores, ScoredAgainst, SettingScores};
 pub use culture_map::{culture_map, HumanMap};
@@ -41,6 +42,7 @@ pub use run_scores::{
     predictions_from_answers, score_run, scoring_targets, topic_scores, PersonaPredictions, RunScoring,
 };
 pub use run_selection::{select_run_variant, stored_personas, stored_run_scores, RunVariant, DEFAULT_VARIANT};
+pub use score_intervals::{score_intervals, CultureIntervals};
 
 use crate::store::StoreError;
 

@@ -223,12 +223,12 @@ fn direction(
 }
 
 /// A uniform index below `len` (> 0).
-fn draw(rng: &mut SeededRng, len: usize) -> usize {
+pub(super) fn draw(rng: &mut SeededRng, len: usize) -> usize {
     ((rng.next_unit() * len as f64) as usize).min(len - 1)
 }
 
 /// The 2.5 and 97.5 percentiles (nearest rank); `None` for no values.
-fn interval(values: &mut [f64]) -> Option<Interval> {
+pub(super) fn interval(values: &mut [f64]) -> Option<Interval> {
     if values.is_empty() {
         return None;
     }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use culturespa::analysis::{select_run_variant, stored_run_scores};
+use culturespa::analysis::{score_intervals, select_run_variant, stored_personas, stored_run_scores};
 use culturespa::curation::review_export::{render_reviews, ReviewExportFormat};
 use culturespa::store::Store;
 
@@ -29,6 +29,13 @@ pub enum RunsCommand {
         /// unaware, P1, P2, P3, P1+P3, P2+P3 (P1 where the run has it).
         #[arg(long)]
         variant: Option<String>,
+        /// Also 95 % bootstrap intervals per culture from this many resamples of its questions;
+        /// with --json the output is `{"scores": ..., "intervals": [...]}`.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        intervals: Option<u32>,
+        /// The seed of the resamples.
+        #[arg(long, default_value_t = culturespa::analysis::DEFAULT_SEED)]
+        seed: u64,
         #[arg(long)]
         json: bool,
         #[arg(long, env = "CULTURESPA_DATA_DIR", default_value = "var")]
@@ -63,13 +70,19 @@ pub async fn run(globals: &Globals, command: RunsCommand) -> anyhow::Result<()> 
                 eprintln!("{} of {total} runs (--limit)", runs.len());
             }
         }
-        RunsCommand::Scores { run_id, variant, json, data_dir } => {
+        RunsCommand::Scores { run_id, variant, intervals, seed, json, data_dir } => {
             let store = Store::open(&data_dir).await?;
             let survey = globals.survey()?;
             let selected = select_run_variant(&store, run_id, variant.as_deref()).await?;
+            let personas = stored_personas(&store, &survey, run_id, selected.variant).await?;
+            let bounds = intervals.map(|resamples| score_intervals(&survey, &personas, resamples, seed));
             let scores = stored_run_scores(&store, &survey, selected).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&scores)?);
+                let value = match &bounds {
+                    Some(bounds) => serde_json::json!({"scores": scores, "intervals": bounds}),
+                    None => serde_json::to_value(&scores)?,
+                };
+                println!("{}", serde_json::to_string_pretty(&value)?);
                 return Ok(());
             }
             println!(
@@ -77,8 +90,20 @@ pub async fn run(globals: &Globals, command: RunsCommand) -> anyhow::Result<()> 
                 scores.run_id, scores.run_name, scores.variant_label
             );
             let number = |value: Option<f64>| value.map_or_else(|| "–".to_string(), |value| format!("{value:.2}"));
+            let range = |interval: Option<&shared::analysis::Interval>| {
+                interval.map_or_else(String::new, |interval| format!(" [{:.2}, {:.2}]", interval.low, interval.high))
+            };
             for culture in &scores.scores {
-                println!("{}\t{:.2}\t({})", culture.country_code, culture.score, number(culture.one_minus_jsd));
+                let bound =
+                    bounds.as_ref().and_then(|bounds| bounds.iter().find(|b| b.country_code == culture.country_code));
+                println!(
+                    "{}\t{:.2}{}\t({}{})",
+                    culture.country_code,
+                    culture.score,
+                    range(bound.map(|b| &b.score)),
+                    number(culture.one_minus_jsd),
+                    range(bound.and_then(|b| b.one_minus_jsd.as_ref()))
+                );
             }
             println!("average\t{}\t({})", number(scores.average), number(scores.average_one_minus_jsd));
             for skipped in &scores.skipped_cultures {
