@@ -60,27 +60,7 @@ async fn reviews_while_a_run_writes_are_all_stored_and_the_run_completes() {
             .map(|item| item["instance_id"].as_i64().unwrap())
             .collect(),
     );
-    let mut annotators = tokio::task::JoinSet::new();
-    for annotator in 0..ANNOTATORS {
-        let (client, instance_ids) = (client.clone(), Arc::clone(&instance_ids));
-        annotators.spawn(async move {
-            let mut failures = Vec::new();
-            for review in 0..REVIEWS_EACH {
-                let instance_id = instance_ids[(annotator + review) % instance_ids.len()];
-                let body = json!({"decision": "accept", "reviewer": format!("annotator-{annotator}")});
-                let path = format!("/api/instances/{instance_id}/reviews");
-                let (status, reply) = common::http_send(&client, addr, Method::POST, &path, Some(body)).await.unwrap();
-                if !status.is_success() {
-                    failures.push(format!("{status}: {}", String::from_utf8_lossy(&reply)));
-                }
-            }
-            failures
-        });
-    }
-    let mut failures = Vec::new();
-    while let Some(outcome) = annotators.join_next().await {
-        failures.extend(outcome.unwrap());
-    }
+    let failures = common::review_burst(&client, addr, instance_ids, ANNOTATORS, REVIEWS_EACH).await;
     assert!(failures.is_empty(), "{} reviews failed: {:?}", failures.len(), &failures[..failures.len().min(3)]);
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reviews").fetch_one(store.pool()).await.unwrap();
     assert_eq!(stored as usize, ANNOTATORS * REVIEWS_EACH);

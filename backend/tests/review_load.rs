@@ -17,7 +17,7 @@ use culturespa::server::open_store;
 use culturespa::survey::SurveyData;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const ANNOTATORS: usize = 50;
 const REVIEWS_EACH: usize = 20;
@@ -54,28 +54,7 @@ async fn fifty_annotators_reviewing_at_once_are_all_stored() {
     assert_eq!(instance_ids.len(), INSTANCES);
     let instance_ids = Arc::new(instance_ids);
 
-    let mut annotators = tokio::task::JoinSet::new();
-    for annotator in 0..ANNOTATORS {
-        let (client, instance_ids) = (client.clone(), Arc::clone(&instance_ids));
-        annotators.spawn(async move {
-            let mut failures = Vec::new();
-            for review in 0..REVIEWS_EACH {
-                let instance_id = instance_ids[(annotator + review) % INSTANCES];
-                let decision = if review % 2 == 0 { "accept" } else { "reject" };
-                let body = json!({"decision": decision, "reviewer": format!("annotator-{annotator}")});
-                let path = format!("/api/instances/{instance_id}/reviews");
-                let (status, reply) = send(&client, addr, Method::POST, &path, Some(body)).await;
-                if !status.is_success() {
-                    failures.push(format!("{status}: {}", String::from_utf8_lossy(&reply)));
-                }
-            }
-            failures
-        });
-    }
-    let mut failures = Vec::new();
-    while let Some(outcome) = annotators.join_next().await {
-        failures.extend(outcome.unwrap());
-    }
+    let failures = common::review_burst(&client, addr, instance_ids.clone(), ANNOTATORS, REVIEWS_EACH).await;
     assert!(
         failures.is_empty(),
         "{} of {} reviews failed: {:?}",

@@ -130,3 +130,40 @@ pub async fn http_send(
     let bytes = response.into_body().collect().await.map(|body| body.to_bytes()).unwrap_or_default();
     Ok((status, bytes))
 }
+
+/// `annotators` open-mode reviewers at once against the server at `addr`, each submitting
+/// `reviews_each` reviews, annotator `a`'s `r`-th on `instance_ids[(a + r) % len]`, accepting and
+/// rejecting in turn. Returns the failed ones as `"STATUS: body"`.
+pub async fn review_burst(
+    client: &HttpClient,
+    addr: std::net::SocketAddr,
+    instance_ids: std::sync::Arc<Vec<i64>>,
+    annotators: usize,
+    reviews_each: usize,
+) -> Vec<String> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for annotator in 0..annotators {
+        let (client, instance_ids) = (client.clone(), std::sync::Arc::clone(&instance_ids));
+        tasks.spawn(async move {
+            let mut failures = Vec::new();
+            for review in 0..reviews_each {
+                let instance_id = instance_ids[(annotator + review) % instance_ids.len()];
+                let decision = if review % 2 == 0 { "accept" } else { "reject" };
+                let body = serde_json::json!({"decision": decision, "reviewer": format!("annotator-{annotator}")});
+                let path = format!("/api/instances/{instance_id}/reviews");
+                let (status, reply) = http_send(&client, addr, axum::http::Method::POST, &path, Some(body))
+                    .await
+                    .expect("the server answers");
+                if !status.is_success() {
+                    failures.push(format!("{status}: {}", String::from_utf8_lossy(&reply)));
+                }
+            }
+            failures
+        });
+    }
+    let mut failures = Vec::new();
+    while let Some(outcome) = tasks.join_next().await {
+        failures.extend(outcome.expect("an annotator task"));
+    }
+    failures
+}
