@@ -3,7 +3,7 @@
 
 use shared::auth::{ApiToken, User};
 
-use super::users::parse_role;
+use super::users::{parse_role, user_id_of};
 use super::{Store, StoreError};
 
 /// The most tokens one account may hold.
@@ -25,11 +25,7 @@ impl Store {
         token_sha256: &str,
     ) -> Result<ApiToken, StoreError> {
         let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let user_id: Option<i64> = sqlx::query_scalar("SELECT user_id FROM users WHERE username = ?")
-            .bind(username)
-            .fetch_optional(&mut *transaction)
-            .await?;
-        let user_id = user_id.ok_or_else(|| StoreError::NotFound(format!("user '{username}'")))?;
+        let user_id = user_id_of(&mut transaction, username).await?;
         let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE user_id = ?")
             .bind(user_id)
             .fetch_one(&mut *transaction)

@@ -4,8 +4,49 @@ use shared::review::ReviewRecord;
 
 use super::{Store, StoreError};
 
-type RecordRow =
-    (i64, i64, String, String, String, String, Option<i64>, Option<String>, Option<String>, String, bool, Option<i64>);
+#[derive(sqlx::FromRow)]
+struct RecordRow {
+    review_id: i64,
+    instance_id: i64,
+    question_id: String,
+    country_code: String,
+    reviewer: String,
+    decision: String,
+    corrected_code: Option<i64>,
+    edited_output: Option<String>,
+    note: Option<String>,
+    created_at: String,
+    is_current: bool,
+    supersedes: Option<i64>,
+}
+
+impl TryFrom<RecordRow> for ReviewRecord {
+    type Error = StoreError;
+
+    fn try_from(row: RecordRow) -> Result<Self, StoreError> {
+        let review_id = row.review_id;
+        let corrected_code = row
+            .corrected_code
+            .map(|code| {
+                u32::try_from(code).map_err(|_| StoreError::Invalid(format!("review {review_id}: code {code}")))
+            })
+            .transpose()?;
+        Ok(ReviewRecord {
+            review_id,
+            instance_id: row.instance_id,
+            question_id: row.question_id,
+            country_code: row.country_code,
+            reviewer: row.reviewer,
+            decision: row.decision,
+            corrected_code,
+            edited_output: row.edited_output,
+            note: row.note,
+            created_at: row.created_at,
+            is_current: row.is_current,
+            supersedes: row.supersedes,
+        })
+    }
+}
 
 impl Store {
     /// All reviews of `run_id`'s instances (none for a run without reviews; 404 for no run).
@@ -20,44 +61,6 @@ impl Store {
         .bind(run_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(
-                |(
-                    review_id,
-                    instance_id,
-                    question_id,
-                    country_code,
-                    reviewer,
-                    decision,
-                    code,
-                    edited,
-                    note,
-                    at,
-                    current,
-                    supersedes,
-                )| {
-                    let corrected_code = code
-                        .map(|code| {
-                            u32::try_from(code)
-                                .map_err(|_| StoreError::Invalid(format!("review {review_id}: code {code}")))
-                        })
-                        .transpose()?;
-                    Ok(ReviewRecord {
-                        review_id,
-                        instance_id,
-                        question_id,
-                        country_code,
-                        reviewer,
-                        decision,
-                        corrected_code,
-                        edited_output: edited,
-                        note,
-                        created_at: at,
-                        is_current: current,
-                        supersedes,
-                    })
-                },
-            )
-            .collect()
+        rows.into_iter().map(ReviewRecord::try_from).collect()
     }
 }

@@ -189,11 +189,7 @@ impl Store {
     /// Ends every session of an account and revokes its API tokens (one transaction).
     pub async fn revoke_credentials(&self, username: &str) -> Result<Revoked, StoreError> {
         let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let user_id: Option<i64> = sqlx::query_scalar("SELECT user_id FROM users WHERE username = ?")
-            .bind(username)
-            .fetch_optional(&mut *transaction)
-            .await?;
-        let user_id = user_id.ok_or_else(|| StoreError::NotFound(format!("user '{username}'")))?;
+        let user_id = user_id_of(&mut transaction, username).await?;
         let sessions =
             sqlx::query("DELETE FROM sessions WHERE user_id = ?").bind(user_id).execute(&mut *transaction).await?;
         let api_tokens =
@@ -201,6 +197,15 @@ impl Store {
         transaction.commit().await?;
         Ok(Revoked { sessions: sessions.rows_affected(), api_tokens: api_tokens.rows_affected() })
     }
+}
+
+/// The id of `username`'s account, read inside a transaction; a missing account is not found.
+pub(super) async fn user_id_of(transaction: &mut sqlx::SqliteConnection, username: &str) -> Result<i64, StoreError> {
+    let user_id: Option<i64> = sqlx::query_scalar("SELECT user_id FROM users WHERE username = ?")
+        .bind(username)
+        .fetch_optional(&mut *transaction)
+        .await?;
+    user_id.ok_or_else(|| StoreError::NotFound(format!("user '{username}'")))
 }
 
 /// Fails when `username` is the last admin, other accounts exist, and it would stop being an admin
