@@ -33,12 +33,17 @@ pub fn LoginForm(me: LocalResource<Result<Me, String>>, purpose: &'static str) -
     }
 }
 
-/// "Logged in as NAME (role) · Log out".
+/// "Logged in as NAME (role) · Log out" (`label` says what the page does as the user).
 #[component]
-pub fn LoggedIn(user: User, me: LocalResource<Result<Me, String>>) -> impl IntoView {
+pub fn LoggedIn(
+    user: User,
+    me: LocalResource<Result<Me, String>>,
+    #[prop(default = "Logged in as")] label: &'static str,
+    #[prop(default = "username")] testid: &'static str,
+) -> impl IntoView {
     view! {
         <p class="reviewer-line">
-            "Logged in as " <strong data-testid="username">{user.username.clone()}</strong>
+            {label} " " <strong data-testid=testid>{user.username.clone()}</strong>
             " (" {user.role.as_str()} ") · "
             <button class="link" on:click=move |_| {
                 spawn_local(async move {

@@ -9,15 +9,13 @@ mod instance;
 mod keys;
 mod reviewing;
 
-use gloo_net::http::Method;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use leptos_router::hooks::use_query_map;
 use shared::auth::{AccessMode, Me};
 
 use crate::api;
 use crate::components::loaded;
-use crate::components::login::LoginForm;
+use crate::components::login::{LoggedIn, LoginForm};
 use crate::components::reviewer::{store_reviewer_name, stored_reviewer_name};
 use reviewing::Reviewing;
 
@@ -57,18 +55,10 @@ pub fn ReviewPage() -> impl IntoView {
             (AccessMode::Accounts, None) => view! { <LoginForm me=me_resource purpose="review" /> }.into_any(),
             (AccessMode::Accounts, Some(user)) => {
                 let collaborator = user.role.is_collaborator();
+                let username = user.username.clone();
                 view! {
-                    <p class="reviewer-line">
-                        "Reviewing as " <strong data-testid="reviewer">{user.username.clone()}</strong>
-                        " (" {user.role.as_str()} ") · "
-                        <button class="link" on:click=move |_| {
-                            spawn_local(async move {
-                                let _ = api::send::<(), Me>(Method::POST, "/logout", None).await;
-                                me_resource.refetch();
-                            });
-                        }>"Log out"</button>
-                    </p>
-                    <Reviewing reviewer=user.username open_mode=false collaborator=collaborator />
+                    <LoggedIn user=user me=me_resource label="Reviewing as" testid="reviewer" />
+                    <Reviewing reviewer=username open_mode=false collaborator=collaborator />
                 }
                 .into_any()
             }
