@@ -20,30 +20,20 @@ pub struct ContentSecurity {
     index: Option<PathBuf>,
     /// The index file's modification time and length when the policy was made, and the policy.
     cached: Mutex<Option<(Option<SystemTime>, u64, HeaderValue)>>,
-    /// The policy without inline scripts: for every response that is not the page.
-    plain: HeaderValue,
 }
 
 impl ContentSecurity {
     /// The policy for the frontend in `static_dir` (none: the API alone, no inline script).
     pub fn new(static_dir: Option<&Path>) -> Self {
-        ContentSecurity {
-            index: static_dir.map(|dir| dir.join("index.html")),
-            cached: Mutex::new(None),
-            plain: policy_header(""),
-        }
+        ContentSecurity { index: static_dir.map(|dir| dir.join("index.html")), cached: Mutex::new(None) }
     }
 
-    /// The policy of a response: the page's (`page`: an HTML response, the app's `index.html`)
-    /// allows its inline loader; any other response (the API's JSON) none, without looking at
-    /// the file.
-    pub fn header(&self, page: bool) -> HeaderValue {
-        let index = match &self.index {
-            Some(index) if page => index,
-            _ => return self.plain.clone(),
+    pub fn header(&self) -> HeaderValue {
+        let Some(index) = &self.index else {
+            return policy_header("");
         };
         let Ok(metadata) = std::fs::metadata(index) else {
-            return self.plain.clone();
+            return policy_header("");
         };
         let stamp = (metadata.modified().ok(), metadata.len());
         let mut cached = self.cached.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -115,11 +105,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("index.html"), "<script>one()</script>").unwrap();
         let security = ContentSecurity::new(Some(dir.path()));
-        let first = security.header(true);
+        let first = security.header();
         std::fs::write(dir.path().join("index.html"), "<script>a_longer_two()</script>").unwrap();
-        let second = security.header(true);
+        let second = security.header();
         assert_ne!(first, second);
         assert_eq!(second.to_str().unwrap(), policy("<script>a_longer_two()</script>"));
-        assert_eq!(security.header(false).to_str().unwrap(), policy(""), "other responses allow no inline script");
     }
 }

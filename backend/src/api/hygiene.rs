@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::header::{HeaderName, HeaderValue, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
-use axum::http::header::{CONTENT_TYPE, HOST, ORIGIN, X_FRAME_OPTIONS};
+use axum::http::header::{HOST, ORIGIN, X_FRAME_OPTIONS};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -25,11 +25,7 @@ pub async fn security_headers(State(security): State<Arc<ContentSecurity>>, mut 
         headers.entry(name).or_insert(HeaderValue::from_static(value));
     }
     if !headers.contains_key(CONTENT_SECURITY_POLICY) {
-        let page = headers
-            .get(CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|content_type| content_type.starts_with("text/html"));
-        headers.insert(CONTENT_SECURITY_POLICY, security.header(page));
+        headers.insert(CONTENT_SECURITY_POLICY, security.header());
     }
     response
 }
