@@ -45,7 +45,9 @@ clippy:
 	cargo clippy -p e2e --all-targets -- -D warnings
 
 rust-tests:
-	cargo test -p culturespa -p culturespa-engine -p shared
+	# llama.cpp's OpenAI-compatible server (llama-cpp-python, a cached venv) is the third-party
+	# peer of the remote-engine test.
+	CULTURESPA_LLAMACPP_PYTHON="$$(scripts/setup-llamacpp.sh)" cargo test -p culturespa -p culturespa-engine -p shared
 	# The frontend's pure helpers (URLs, keys, CSV, scales) natively; apart, so that its features
 	# do not change the backend's build.
 	cargo test -p frontend

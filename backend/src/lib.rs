@@ -11,6 +11,7 @@ pub mod load_bench;
 pub use culturespa_engine as engine;
 pub mod models;
 pub mod pipeline;
+pub mod remote;
 pub mod runs;
 pub mod server;
 pub mod store;

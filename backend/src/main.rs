@@ -70,6 +70,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::questions::QuestionsCommand,
     },
+    /// A run's answering stage as an OpenAI batch file (vllm run-batch), and its results read back.
+    Batch {
+        #[command(subcommand)]
+        command: cli::batch::BatchCommand,
+    },
     /// Stored runs: list them, print a run's scores.
     Runs {
         #[command(subcommand)]
@@ -129,6 +134,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { command } => cli::bench::run(globals, command).await,
         Command::Questions { command } => cli::questions::run(globals, command).await,
         Command::Runs { command } => cli::runs::run(globals, command).await,
+        Command::Batch { command } => cli::batch::run(globals, command).await,
         Command::Users { command } => cli::users::run(command).await,
         Command::Export(args) => cli::export::run(globals, args).await,
     }

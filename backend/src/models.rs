@@ -190,6 +190,8 @@ pub struct ModelSource {
     pub cpu_kernels: Option<bool>,
     /// Where engines run when a run names no device (`--device`).
     pub device: crate::engine::DeviceKind,
+    /// The remote engines a run from a request may name (`serve --engines FILE`).
+    pub remote_engines: Vec<shared::RemoteEngineListing>,
 }
 
 impl ModelSource {
@@ -200,7 +202,12 @@ impl ModelSource {
             bf16_projections: false,
             cpu_kernels: None,
             device: crate::engine::DeviceKind::Cpu,
+            remote_engines: Vec::new(),
         })
+    }
+
+    pub fn with_remote_engines(self, remote_engines: Vec<shared::RemoteEngineListing>) -> Self {
+        ModelSource { remote_engines, ..self }
     }
 
     pub fn with_bf16_projections(self, bf16_projections: bool) -> Self {

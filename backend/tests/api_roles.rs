@@ -48,6 +48,7 @@ fn matrix(instance_id: i64) -> Vec<(Method, &'static str, String, Option<Value>,
         get("/questions/{question_id}", "/api/questions/Q1", Public),
         get("/questions/{question_id}/answers", "/api/questions/Q1/answers?run=1", Public),
         get("/models", "/api/models", Public),
+        get("/engines", "/api/engines", Collaborator),
         get("/runs", "/api/runs", Public),
         // Valid JSON that the validator refuses: past the role check, nothing is launched.
         (

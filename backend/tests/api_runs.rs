@@ -293,3 +293,39 @@ async fn a_run_on_a_device_this_build_lacks_fails_saying_so() {
     });
     assert!(told, "{events:?}");
 }
+
+#[tokio::test]
+async fn a_request_picks_one_of_the_servers_remote_engines_and_never_an_address_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let survey = Arc::new(SurveyData::embedded().unwrap());
+    let store = open_store(dir.path(), &survey).await.unwrap();
+    let offered = shared::RemoteEngineConfig {
+        url: "http://127.0.0.1:9/v1".into(),
+        model: "served-model".into(),
+        api_key_env: None,
+        template: None,
+        max_in_flight: Some(4),
+    };
+    let listing = shared::RemoteEngineListing { name: "gpu box".into(), engine: offered.clone() };
+    let models = common::model_source().with_remote_engines(vec![listing]);
+    let state = AppState::new(survey, store, None, models);
+
+    let (status, body) = call(&state, Method::GET, "/api/engines", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed: Vec<shared::RemoteEngineListing> = serde_json::from_slice(&body).unwrap();
+    assert_eq!(listed[0].engine, offered);
+
+    let before = state.store.runs(10, 0).await.unwrap().0;
+    let mut config = small_run("elsewhere");
+    config["engine"] = json!({"url": "http://169.254.169.254/v1", "model": "served-model"});
+    let (status, body) = call(&state, Method::POST, "/api/runs", Some(config)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let body = String::from_utf8(body).unwrap();
+    assert!(body.contains("engine") && body.contains("not one of the server's engines"), "{body}");
+    assert_eq!(state.store.runs(10, 0).await.unwrap().0, before, "nothing stored");
+
+    let mut config = small_run("offered");
+    config["engine"] = serde_json::to_value(&offered).unwrap();
+    let (status, body) = call(&state, Method::POST, "/api/runs", Some(config)).await;
+    assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+}

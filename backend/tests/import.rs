@@ -125,6 +125,7 @@ async fn an_import_that_did_not_finish_is_replaced() {
         training: Default::default(),
         adapter: None,
         device: None,
+        engine: None,
         stages: vec![Stage::Answer],
     };
     let interrupted = store.create_run(&config, &origin()).await.unwrap();

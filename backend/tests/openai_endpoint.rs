@@ -1,7 +1,7 @@
 //! Our OpenAI-compatible endpoint with the default model: only for accounts; a greedy reply with
-//! its logprobs; the same reply streamed; a trained adapter named as a model; and option
-//! distributions read from `top_logprobs` as a remote client would read them agree with the
-//! in-process scorer on WVS prompts (argmax, total variation).
+//! its logprobs; the same reply streamed; a trained adapter named as a model; a prefilled
+//! assistant message continued. (Option distributions read from it by the remote engine client:
+//! `remote_engine.rs`.)
 
 mod common;
 
@@ -12,14 +12,12 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::{Method, Request, StatusCode};
 use culturespa::api::{app, AppState};
 use culturespa::auth::{new_api_token, token_digest};
-use culturespa::engine::{Engine, LoraSettings, ScorePrompt, TrainableAdapter};
-use culturespa::pipeline::answer_prompt::answer_prompt;
+use culturespa::engine::{LoraSettings, TrainableAdapter};
 use culturespa::server::open_store;
 use culturespa::survey::SurveyData;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use shared::auth::Role;
-use shared::PromptVariant;
 use tower::ServiceExt;
 
 async fn state() -> (AppState, String, tempfile::TempDir) {
@@ -165,72 +163,31 @@ async fn a_trained_adapter_is_a_model_and_listed() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-/// P(option code) from one step's `top_logprobs`, renormalised over the codes, as a remote client
-/// of an OpenAI-compatible server reads a scoring-mode answer.
-fn option_distribution(step: &Value, codes: &[String]) -> Vec<f64> {
-    let top = step["top_logprobs"].as_array().unwrap();
-    let weights: Vec<f64> = codes
-        .iter()
-        .map(|code| {
-            top.iter()
-                .filter(|entry| entry["token"].as_str().unwrap().trim() == code)
-                .map(|entry| entry["logprob"].as_f64().unwrap().exp())
-                .sum()
-        })
-        .collect();
-    let total: f64 = weights.iter().sum();
-    weights.iter().map(|weight| weight / total).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn option_distributions_from_logprobs_agree_with_the_in_process_scorer() {
+async fn a_prefilled_assistant_message_is_continued_not_answered_anew() {
     let (state, token, _dir) = state().await;
-    let survey = SurveyData::embedded().unwrap();
-    // WVS questions with at most 9 options (one-digit codes), unaware and as three cultures.
-    let questions: Vec<_> = survey.questions.iter().filter(|question| question.options.len() <= 9).take(8).collect();
-    let engine: Arc<Engine> = state.runs.engine_for(None).await.unwrap();
-    let template = engine.chat_template().unwrap().clone();
-    let mut cases = Vec::new();
-    for question in &questions {
-        for (variant, culture) in
-            [(PromptVariant::Unaware, None), (PromptVariant::P1, Some("USA")), (PromptVariant::P1, Some("CHN"))]
-        {
-            let prompt = answer_prompt(&survey, question, variant, culture).unwrap();
-            let codes: Vec<String> = question.options.iter().map(|option| option.code.to_string()).collect();
-            cases.push((prompt, codes));
-        }
-    }
-    let prompts: Vec<ScorePrompt> = cases
-        .iter()
-        .enumerate()
-        .map(|(index, (prompt, codes))| ScorePrompt {
-            id: index.to_string(),
-            text: template.render_exchange(&prompt.system, &prompt.user).unwrap(),
-            choices: codes.clone(),
-        })
-        .collect();
-    let scored = {
-        let job = engine.score(prompts, |_| {}).unwrap();
-        tokio::task::spawn_blocking(move || job.wait()).await.unwrap().unwrap()
-    };
-    let (mut same_argmax, mut total_variation) = (0, 0.0);
-    for ((prompt, codes), scores) in cases.iter().zip(&scored.scores) {
-        let request = json!({
-            "model": "smollm2-135m", "temperature": 0, "max_tokens": 1, "logprobs": true, "top_logprobs": 20,
-            "messages": [{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}],
-        });
-        let (status, body) = call(&state, Method::POST, "/v1/chat/completions", Some(&token), Some(request)).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let reply: Value = serde_json::from_str(&body).unwrap();
-        let remote = option_distribution(&reply["choices"][0]["logprobs"]["content"][0], codes);
-        let argmax =
-            |values: &[f64]| (0..values.len()).fold(0, |best, i| if values[i] > values[best] { i } else { best });
-        same_argmax += usize::from(argmax(&remote) == argmax(&scores.probs));
-        total_variation += 0.5 * remote.iter().zip(&scores.probs).map(|(a, b)| (a - b).abs()).sum::<f64>();
-    }
-    let count = cases.len();
-    let mean_total_variation = total_variation / count as f64;
-    eprintln!("{count} prompts: argmax agrees on {same_argmax}, mean total variation {mean_total_variation:.6}");
-    assert!(same_argmax as f64 >= 0.97 * count as f64, "argmax agrees on {same_argmax} of {count}");
-    assert!(mean_total_variation <= 0.03, "mean total variation {mean_total_variation}");
+    let question = "Pick a number from 1 to 10.";
+    let mut base = chat("smollm2-135m", question);
+    base["max_tokens"] = json!(1);
+    let (status, body) = call(&state, Method::POST, "/v1/chat/completions", Some(&token), Some(base.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let base_tokens = serde_json::from_str::<Value>(&body).unwrap()["usage"]["prompt_tokens"].as_u64().unwrap();
+
+    let mut prefilled = base.clone();
+    prefilled["messages"].as_array_mut().unwrap().push(json!({"role": "assistant", "content": "1"}));
+    prefilled["continue_final_message"] = json!(true);
+    prefilled["add_generation_prompt"] = json!(false);
+    let (status, body) =
+        call(&state, Method::POST, "/v1/chat/completions", Some(&token), Some(prefilled.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let tokens = serde_json::from_str::<Value>(&body).unwrap()["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert_eq!(tokens, base_tokens + 1, "the prompt is the exchange and the digit, no new turn");
+
+    prefilled["add_generation_prompt"] = json!(true);
+    let (status, body) = call(&state, Method::POST, "/v1/chat/completions", Some(&token), Some(prefilled)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    base["continue_final_message"] = json!(true);
+    let (status, body) = call(&state, Method::POST, "/v1/chat/completions", Some(&token), Some(base)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("assistant"), "{body}");
 }

@@ -116,7 +116,7 @@ async fn runner(store: &Store) -> Runner {
     Runner {
         store: store.clone(),
         survey: Arc::new(survey()),
-        engine: Arc::new(engine),
+        engine: Arc::new(engine).into(),
         cancel: CancelToken::new(),
         updates,
     }

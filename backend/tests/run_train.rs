@@ -30,7 +30,7 @@ async fn runner() -> (Runner, tempfile::TempDir) {
     let runner = Runner {
         store,
         survey,
-        engine: Arc::new(engine),
+        engine: Arc::new(engine).into(),
         cancel: CancelToken::new(),
         updates: tokio::sync::broadcast::channel(1024).0,
     };
@@ -57,6 +57,7 @@ fn config(name: &str, stages: Vec<Stage>, training: TrainingConfig) -> RunConfig
         training,
         adapter: None,
         device: None,
+        engine: None,
         stages,
     }
 }
@@ -200,6 +201,7 @@ async fn runs_train_joint_and_specific_adapters_and_answer_with_them() {
         questions_per_topic: 2,
         adapter,
         device: None,
+        engine: None,
         ..config(name, vec![Stage::Answer], TrainingConfig::default())
     };
     let adapter = AdapterConfig { path: joint_dir.display().to_string(), merged: true };

@@ -27,6 +27,7 @@ fn config() -> RunConfig {
         training: Default::default(),
         adapter: None,
         device: None,
+        engine: None,
         stages: vec![Stage::Answer, Stage::Collect],
     }
 }

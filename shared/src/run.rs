@@ -189,7 +189,40 @@ pub struct RunConfig {
     /// server's or the command's `--device`, the CPU by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// An OpenAI-compatible server (vLLM, llama.cpp's server, mistral.rs, TGI, another
+    /// CultureSPA) that answers and generates instead of the in-process engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<RemoteEngineConfig>,
     pub stages: Vec<Stage>,
+}
+
+/// A remote OpenAI-compatible engine as a run names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteEngineConfig {
+    /// The server's OpenAI base URL, e.g. `http://gpu-box:8000/v1`.
+    pub url: String,
+    /// The model the server serves (its `GET /v1/models` id).
+    pub model: String,
+    /// The environment variable that holds the API key (never the key itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// A local model file or folder whose chat template renders the prompts: scoring then goes
+    /// through `/v1/completions` (any server); without it through `/v1/chat/completions`, where a
+    /// two-digit option needs the server to continue a final assistant message
+    /// (`continue_final_message`, as vLLM and CultureSPA do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Requests in flight at once (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+}
+
+/// A remote engine the server offers in the run form (configured by whoever runs the server).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteEngineListing {
+    pub name: String,
+    pub engine: RemoteEngineConfig,
 }
 
 /// Culture-joint (one adapter from every culture's instances) or culture-specific (one per culture).

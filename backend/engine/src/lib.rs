@@ -40,7 +40,7 @@ pub use chat_template::{ChatMessage, ChatTemplate};
 pub use cloze::ClozePrompt;
 pub use config::{Architecture, ModelConfig};
 pub use error::{EngineError, InvalidSetting};
-pub use loader::{load_model, DeviceKind, LoadedModel};
+pub use loader::{load_chat_template, load_model, DeviceKind, LoadedModel};
 pub use lora::{LoraAdapter, LoraSettings, TrainableAdapter};
 pub use model::{KvCache, LlamaModel, SequenceInput};
 pub use sampling::{

@@ -128,6 +128,29 @@ pub fn load_model(path: &Path, device: DeviceKind) -> Result<LoadedModel> {
     }
 }
 
+/// The chat template of a `.gguf` file or a Hugging Face model folder, without its weights (to
+/// render prompts for a server that runs the model).
+pub fn load_chat_template(path: &Path) -> Result<ChatTemplate> {
+    if !path.exists() {
+        return Err(EngineError::ModelNotFound(path.to_path_buf()));
+    }
+    let template = if path.is_dir() {
+        let folder = HfFolder::open(path)?;
+        let tokenizer =
+            TextTokenizer::from_file(&folder.tokenizer_file, folder.bos_token.clone(), folder.eos_token.clone())?;
+        folder
+            .chat_template
+            .as_deref()
+            .map(|source| ChatTemplate::new(source, tokenizer.bos_token(), tokenizer.eos_token()))
+    } else {
+        let gguf = GgufFile::open(path)?;
+        let tokenizer = TextTokenizer::from_gguf(&gguf)?;
+        gguf.optional_string("tokenizer.chat_template")
+            .map(|source| ChatTemplate::new(source, tokenizer.bos_token(), tokenizer.eos_token()))
+    };
+    template.transpose()?.ok_or(EngineError::MissingChatTemplate)
+}
+
 fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedModel> {
     let gguf = GgufFile::open(path)?;
     let config = gguf.config()?;

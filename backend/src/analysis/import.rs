@@ -146,6 +146,7 @@ impl ImportPlan {
             training: Default::default(),
             adapter: None,
             device: None,
+            engine: None,
             stages: vec![Stage::Answer, Stage::Collect],
         }
     }

@@ -4,6 +4,7 @@ mod adapters;
 mod auth;
 mod content_security;
 mod culture_map;
+mod engines;
 mod error;
 mod export;
 mod hygiene;
@@ -135,6 +136,7 @@ pub fn app(state: AppState) -> Router {
         .route("/questions", get(questions::list))
         .route("/questions/{question_id}", get(questions::detail))
         .route("/models", get(models::list))
+        .route("/engines", get(engines::list))
         .route("/runs", get(runs::list).post(run_control::create))
         .route("/runs/{run_id}", get(runs::detail))
         .route("/runs/{run_id}/events", get(runs::events))

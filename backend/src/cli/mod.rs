@@ -1,6 +1,7 @@
 //! The command line: one module per command (or family of commands), each with its arguments
 //! and an `async fn run`, all on the one runtime `main` starts.
 
+pub mod batch;
 pub mod bench;
 pub mod data;
 pub mod export;

@@ -33,15 +33,23 @@ pub struct ServeArgs {
     /// `X-Forwarded-Proto: https` they are anyway.
     #[arg(long, env = "CULTURESPA_SECURE_COOKIES")]
     secure_cookies: bool,
+    /// A TOML file of remote OpenAI-compatible engines (vLLM, llama.cpp's server, ...) that runs
+    /// started from the browser may use: `[[engine]]` tables of name, url, model, api_key_env.
+    #[arg(long, env = "CULTURESPA_ENGINES")]
+    engines: Option<PathBuf>,
 }
 
 pub async fn run(globals: &Globals, args: ServeArgs) -> anyhow::Result<()> {
+    let remote_engines = match &args.engines {
+        Some(file) => culturespa::remote::read_engines_file(file)?,
+        None => Vec::new(),
+    };
     server::serve(ServeOptions {
         addr: args.addr,
         data_dir: args.data_dir,
         wvs_data: globals.wvs_data.clone(),
         static_dir: Some(args.static_dir),
-        models: globals.model_source(args.model)?.with_device(args.device),
+        models: globals.model_source(args.model)?.with_device(args.device).with_remote_engines(remote_engines),
         open: args.open,
         secure_cookies: args.secure_cookies,
     })

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use shared::{
     AdapterConfig, AnswerMode, Calibration, GenerationSettings, PersonaPlacement, PromptVariant, QuestionSelection,
-    RunConfig, ScoringFormulation, Stage, TrainingConfig,
+    RemoteEngineConfig, RunConfig, ScoringFormulation, Stage, TrainingConfig,
 };
 
 use crate::survey::TOPICS;
@@ -61,6 +61,8 @@ struct RunFile {
     adapter: Option<AdapterConfig>,
     /// `cpu`, `cuda` or `cuda:N`.
     device: Option<String>,
+    /// `{ url = "...", model = "...", api_key_env = "..." }`: a remote OpenAI-compatible engine.
+    engine: Option<RemoteEngineConfig>,
     stages: Vec<Stage>,
 }
 
@@ -132,6 +134,7 @@ pub fn parse_run_file(file: &Path, text: &str) -> Result<RunConfig, RunFileError
         training: run_file.training,
         adapter: run_file.adapter,
         device: run_file.device,
+        engine: run_file.engine,
         stages: run_file.stages,
     })
 }

@@ -20,7 +20,8 @@ use tokio::sync::broadcast;
 use crate::engine::CancelToken;
 use crate::models::ModelSource;
 use crate::pipeline::run_file::{self, RunFileError};
-use crate::pipeline::runner::{RunUpdate, Runner, RunnerError};
+use crate::pipeline::runner::{RunEngine, RunUpdate, Runner, RunnerError};
+use crate::remote::RemoteEngine;
 use crate::store::{Store, StoreError};
 use crate::survey::SurveyData;
 
@@ -122,6 +123,13 @@ impl RunService {
         let mut config = validate_run(config, &self.survey)?;
         if let Some(adapter) = &mut config.adapter {
             adapter.path = self.trained_adapter(&adapter.path)?;
+        }
+        // A request never sends the server to an address (or a file) of its choosing.
+        if let Some(engine) = &config.engine {
+            if !self.models().remote_engines.iter().any(|offered| offered.engine == *engine) {
+                let message = "not one of the server's engines (GET /api/engines lists them)";
+                return Err(RunError::Invalid(InvalidRun::new("engine", message)));
+            }
         }
         let queued = self.active.lock().map(|active| active.len()).unwrap_or(MAX_QUEUED_RUNS);
         if queued >= MAX_QUEUED_RUNS {
@@ -287,6 +295,20 @@ impl RunService {
             return Ok(RunStatus::Cancelled);
         }
         let run = self.store.run(run_id).await?;
+        if let Some(remote) = &run.config.engine {
+            let engine = match RemoteEngine::connect(remote) {
+                Ok(engine) => RunEngine::Remote(Arc::new(engine)),
+                Err(error) => {
+                    let message = format!("cannot use the remote engine {} at {}: {error}", remote.model, remote.url);
+                    self.emit_on(&updates, run_id, RunEvent::Log { message }).await?;
+                    self.emit_on(&updates, run_id, RunEvent::Finished { status: RunStatus::Failed }).await?;
+                    return Err(RunnerError::Remote(error).into());
+                }
+            };
+            let runner =
+                Runner { store: self.store.clone(), survey: Arc::clone(&self.survey), engine, cancel, updates };
+            return Ok(runner.execute_stages(run_id, only).await?);
+        }
         // The validator wrote the device as the engine reads it.
         let device = run.config.device.as_deref().and_then(|device| device.parse().ok());
         let engine = match self.engines.engine_for(run.config.model.as_deref(), device).await {
@@ -301,7 +323,7 @@ impl RunService {
             }
         };
         let survey = Arc::clone(&self.survey);
-        let runner = Runner { store: self.store.clone(), survey, engine, cancel, updates };
+        let runner = Runner { store: self.store.clone(), survey, engine: engine.into(), cancel, updates };
         Ok(runner.execute_stages(run_id, only).await?)
     }
 

@@ -219,3 +219,28 @@ fn a_device_is_read_as_the_engine_writes_it_and_a_bad_one_named() {
     assert_eq!(field, "device");
     assert!(message.contains("cpu, cuda or cuda:N"), "{message}");
 }
+
+#[test]
+fn a_remote_engine_is_read_from_the_run_file_and_what_it_cannot_do_is_refused() {
+    let engine = "engine = { url = \"http://gpu-box:8000/v1\", model = \"meta-llama/Meta-Llama-3-8B-Instruct\", \
+                  api_key_env = \"VLLM_API_KEY\", max_in_flight = 64 }\n";
+    let config = parse(&format!("{engine}{BASE}")).unwrap();
+    let remote = config.engine.unwrap();
+    assert_eq!((remote.url.as_str(), remote.max_in_flight), ("http://gpu-box:8000/v1", Some(64)));
+    assert_eq!(remote.api_key_env.as_deref(), Some("VLLM_API_KEY"));
+
+    let with = |engine_fields: &str, rest: &str| {
+        invalid_field(&format!("engine = {{ model = \"m\", {engine_fields} }}\n{rest}{BASE}"))
+    };
+    assert_eq!(with("url = \"gpu-box:8000\"", "").0, "engine.url");
+    assert_eq!(with("url = \"http://x/v1\", max_in_flight = 100000", "").0, "engine.max_in_flight");
+    assert_eq!(with("url = \"http://x/v1\", api_key_env = \"$(cat key)\"", "").0, "engine.api_key_env");
+    assert_eq!(with("url = \"http://x/v1\"", "scoring = \"cloze\"\n").0, "scoring");
+    assert_eq!(with("url = \"http://x/v1\"", "device = \"cuda\"\n").0, "device");
+    assert_eq!(with("url = \"http://x/v1\"", "model = \"smollm2-135m\"\n").0, "model");
+    let trains = format!(
+        "engine = {{ url = \"http://x/v1\", model = \"m\" }}\n{}",
+        BASE.replace("\"collect\"]", "\"collect\", \"train\"]")
+    );
+    assert_eq!(invalid_field(&trains).0, "engine");
+}

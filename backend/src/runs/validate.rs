@@ -97,12 +97,57 @@ pub fn validate_run(mut config: RunConfig, survey: &SurveyData) -> Result<RunCon
             return Err(InvalidRun::new("adapter", "a run that trains answers with its own adapters"));
         }
     }
+    if let Some(engine) = &config.engine {
+        check_remote_engine(&config, engine)?;
+    }
     if let Some(device) = &mut config.device {
         // Written as the engine writes it (`cuda` → `cuda:0`), so equal devices compare equal.
         *device =
             device.parse::<crate::engine::DeviceKind>().map_err(|error| InvalidRun::new("device", error))?.to_string();
     }
     Ok(config)
+}
+
+/// A remote engine answers and generates; what needs the model's weights stays in process.
+fn check_remote_engine(config: &RunConfig, engine: &shared::RemoteEngineConfig) -> Result<(), InvalidRun> {
+    crate::remote::checked_base_url(&engine.url).map_err(|error| match error {
+        crate::remote::RemoteError::Url { reason, .. } => InvalidRun::new("engine.url", reason),
+        other => InvalidRun::new("engine.url", other.to_string()),
+    })?;
+    if engine.model.trim().is_empty() {
+        return Err(InvalidRun::new("engine.model", "name the model the server serves"));
+    }
+    if let Some(in_flight) = engine.max_in_flight {
+        if !(1..=crate::remote::MAX_IN_FLIGHT).contains(&in_flight) {
+            let message = format!("1 to {} requests in flight", crate::remote::MAX_IN_FLIGHT);
+            return Err(InvalidRun::new("engine.max_in_flight", message));
+        }
+    }
+    if let Some(variable) = &engine.api_key_env {
+        let plain = !variable.is_empty() && variable.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !plain {
+            return Err(InvalidRun::new("engine.api_key_env", "the name of an environment variable (A-Z, 0-9, _)"));
+        }
+    }
+    if config.stages.contains(&Stage::Train) {
+        return Err(InvalidRun::new("engine", "training needs the in-process engine: train in another run"));
+    }
+    if config.adapter.is_some() {
+        return Err(InvalidRun::new(
+            "adapter",
+            "a remote engine answers with the model it serves (serve the adapter there)",
+        ));
+    }
+    if config.scoring == ScoringFormulation::Cloze {
+        return Err(InvalidRun::new("scoring", "cloze scoring needs the in-process engine (digits work remotely)"));
+    }
+    if config.device.is_some() {
+        return Err(InvalidRun::new("device", "the remote server decides where its model runs"));
+    }
+    if config.model.is_some() {
+        return Err(InvalidRun::new("model", "a run with a remote engine names its model in engine.model"));
+    }
+    Ok(())
 }
 
 /// The stages, the variants and the question set go together.

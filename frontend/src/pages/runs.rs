@@ -8,8 +8,9 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_params_map};
 use shared::api::Page;
 use shared::{
-    AnswerMode, Calibration, Culture, ModelListing, PersonaPlacement, PromptVariant, QuestionSelection, Run, RunConfig,
-    RunEvent, RunStatus, ScoringFormulation, Stage, Topic, TrainingConfig, TrainingMode,
+    AnswerMode, Calibration, Culture, ModelListing, PersonaPlacement, PromptVariant, QuestionSelection,
+    RemoteEngineConfig, RemoteEngineListing, Run, RunConfig, RunEvent, RunStatus, ScoringFormulation, Stage, Topic,
+    TrainingConfig, TrainingMode,
 };
 use wasm_bindgen::prelude::*;
 
@@ -79,6 +80,11 @@ fn NewRunForm() -> impl IntoView {
     let cultures = LocalResource::new(|| api::get::<Page<Culture>>("/cultures"));
     let topics = LocalResource::new(|| api::get::<Page<Topic>>("/topics"));
     let models = LocalResource::new(|| api::get::<Vec<ModelListing>>("/models"));
+    // The server's remote engines (`serve --engines`); none, or not ours to see: no choice shown.
+    let engines =
+        LocalResource::new(|| async { api::get::<Vec<RemoteEngineListing>>("/engines").await.unwrap_or_default() });
+    // `None`: the in-process engine.
+    let engine = RwSignal::new(None::<RemoteEngineConfig>);
     // `None`: the server's default model.
     let model = RwSignal::new(None::<String>);
     let name = RwSignal::new("small run".to_string());
@@ -104,7 +110,8 @@ fn NewRunForm() -> impl IntoView {
         event.prevent_default();
         let config = RunConfig {
             name: name.get(),
-            model: model.get(),
+            // A remote engine names its own model and decides where it runs.
+            model: if engine.read().is_some() { None } else { model.get() },
             question_set: None,
             cultures: chosen_cultures.get(),
             topics: chosen_topics.get(),
@@ -121,7 +128,8 @@ fn NewRunForm() -> impl IntoView {
             generation: Default::default(),
             training: TrainingConfig { mode: training_mode.get(), max_steps: max_steps.get(), ..Default::default() },
             adapter: None,
-            device: device.get(),
+            device: if engine.read().is_some() { None } else { device.get() },
+            engine: engine.get(),
             stages: stages.get(),
         };
         let navigate = navigate.clone();
@@ -161,6 +169,23 @@ fn NewRunForm() -> impl IntoView {
                     <option value="cuda:1">"GPU cuda:1 (bf16)"</option>
                 </select>
             </label>
+            {move || engines.get().filter(|listings| !listings.is_empty()).map(|listings| {
+                let offered = listings.clone();
+                view! {
+                    <label>"Engine "
+                        <select name="engine" on:change=move |e| {
+                            let chosen = event_target_value(&e);
+                            engine.set(offered.iter().find(|listing| listing.name == chosen).map(|listing| listing.engine.clone()));
+                        }>
+                            <option value="" selected=true>"in process (the model and device above)"</option>
+                            {listings.into_iter().map(|listing| {
+                                let label = format!("{} ({})", listing.name, listing.engine.model);
+                                view! { <option value=listing.name.clone()>{label}</option> }
+                            }).collect_view()}
+                        </select>
+                    </label>
+                }
+            })}
             <fieldset>
                 <legend>"Cultures"</legend>
                 {loaded(cultures, move |page| page.items.into_iter().map(|culture| {

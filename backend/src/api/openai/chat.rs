@@ -41,6 +41,8 @@ struct Plan {
     params: SamplingParams,
     stop: Vec<String>,
     stream: bool,
+    /// The reply continues the final assistant message.
+    continue_final: bool,
 }
 
 fn bad(message: impl Into<String>) -> AppError {
@@ -74,6 +76,14 @@ async fn plan(state: &AppState, request: ChatCompletionRequest) -> Result<Plan, 
         let role = if message.role == "developer" { "system".to_string() } else { message.role };
         messages.push(ChatMessage { role, content });
     }
+    let continue_final = request.continue_final_message;
+    if continue_final && messages.last().is_none_or(|message| message.role != "assistant" || message.content.is_empty())
+    {
+        return Err(bad("`continue_final_message`: the last message must be the assistant's, with text to continue"));
+    }
+    if continue_final && request.add_generation_prompt == Some(true) {
+        return Err(bad("`add_generation_prompt` must be false with `continue_final_message`"));
+    }
     let max_tokens = request.max_completion_tokens.or(request.max_tokens).unwrap_or(DEFAULT_REPLY_TOKENS);
     if !(1..=MAX_REPLY_TOKENS).contains(&max_tokens) {
         return Err(bad(format!("`max_tokens`: 1 to {MAX_REPLY_TOKENS}")));
@@ -104,7 +114,7 @@ async fn plan(state: &AppState, request: ChatCompletionRequest) -> Result<Plan, 
     };
     params.check().map_err(|error| bad(format!("`{}`: {}", error.field, error.reason)))?;
     let (base, adapter) = resolve_model(state, &request.model).await?;
-    Ok(Plan { model: request.model, base, adapter, messages, params, stop, stream: request.stream })
+    Ok(Plan { model: request.model, base, adapter, messages, params, stop, stream: request.stream, continue_final })
 }
 
 async fn resolve_model(state: &AppState, model: &str) -> Result<(Option<String>, Option<(String, String)>), AppError> {
@@ -145,7 +155,7 @@ pub async fn completions(
         }
         None => None,
     };
-    let text = engine.chat_template().map_err(engine_error)?.render(&plan.messages, true).map_err(engine_error)?;
+    let text = prompt_text(&engine, &plan)?;
     let prompts = vec![GenerationPrompt { id: "chat".into(), text }];
     let job = engine
         .generate_with_adapter(prompts, plan.params.clone(), adapter, CancelToken::new(), |_| {})
@@ -161,6 +171,23 @@ pub async fn completions(
         return Ok(streamed(completion).into_response());
     }
     Ok(Json(completion).into_response())
+}
+
+/// The messages in the model's template: ready for a new assistant turn, or cut right after the
+/// final assistant message's text when the reply continues it (as vLLM does).
+fn prompt_text(engine: &crate::engine::Engine, plan: &Plan) -> Result<String, AppError> {
+    let template = engine.chat_template().map_err(engine_error)?;
+    if !plan.continue_final {
+        return template.render(&plan.messages, true).map_err(engine_error);
+    }
+    let mut text = template.render(&plan.messages, false).map_err(engine_error)?;
+    let last = plan.messages.last().map(|message| message.content.as_str()).unwrap_or_default();
+    let end = text
+        .rfind(last)
+        .map(|start| start + last.len())
+        .ok_or_else(|| bad("`continue_final_message`: the model's template does not keep the final message's text"))?;
+    text.truncate(end);
+    Ok(text)
 }
 
 fn engine_error(error: crate::engine::EngineError) -> AppError {

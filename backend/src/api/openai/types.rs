@@ -19,6 +19,12 @@ pub struct ChatCompletionRequest {
     #[serde(default)]
     pub stream: bool,
     pub n: Option<u32>,
+    /// vLLM's extension: the reply continues the final (assistant) message instead of opening
+    /// a new turn (a prefilled answer).
+    #[serde(default)]
+    pub continue_final_message: bool,
+    /// vLLM's extension: `false` with `continue_final_message`.
+    pub add_generation_prompt: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -9,11 +9,12 @@ use rand::SeedableRng;
 use shared::{AnswerMode, PromptVariant, Question, QuestionSelection, Run, RunEvent, Stage};
 
 use super::calibrate::Calibrator;
+use super::inference::sample_replies;
 use super::score::{score_items, ScoreItem};
-use super::work::{render_prompt, stage_adapters, StageAdapters, WorkItem};
+use super::work::{render_prompt, stage_adapters, Prompt, StageAdapters, WorkItem};
 use super::{Runner, RunnerError};
 use crate::analysis::option_answer_code;
-use crate::engine::{AdapterChoice, GenerationPrompt, SamplingParams};
+use crate::engine::{AdapterChoice, SamplingParams};
 use crate::pipeline::calibration::argmax;
 use crate::store::{AnswerKey, NewAnswer, WVS_SET};
 
@@ -37,7 +38,7 @@ fn settings(run: &Run, all_cultures: &[String]) -> Vec<(PromptVariant, Option<St
 /// The questions of the run: per topic (all topics when none is named), `questions_per_topic` of
 /// the set (all of them for 0), the first ones or a sample drawn with the run's seed (kept in the
 /// set's order); the Evaluate stage takes every WVS question.
-async fn run_questions(
+pub(super) async fn run_questions(
     runner: &Runner,
     run: &Run,
     stage: Stage,
@@ -79,6 +80,21 @@ async fn run_questions(
     Ok(questions)
 }
 
+/// Every prompt of the stage in order: culture-major, so that consecutive prompts share the
+/// system prompt, which the engine caches.
+pub(super) fn stage_work<'q>(runner: &Runner, run: &Run, questions: &'q [Question]) -> Vec<WorkItem<'q>> {
+    let all_cultures: Vec<String> = runner.survey.cultures.iter().map(|c| c.country_code.clone()).collect();
+    let mut work = Vec::new();
+    for (variant, country_code) in settings(run, &all_cultures) {
+        work.extend(questions.iter().map(|question| WorkItem {
+            question,
+            variant,
+            country_code: country_code.clone(),
+        }));
+    }
+    work
+}
+
 pub(super) async fn answer_stage(
     runner: &Runner,
     run: &Run,
@@ -88,16 +104,7 @@ pub(super) async fn answer_stage(
     let run_id = run.run_id;
     let questions = run_questions(runner, run, stage, question_set).await?;
     let adapters = stage_adapters(runner, run, stage).await?;
-    let all_cultures: Vec<String> = runner.survey.cultures.iter().map(|c| c.country_code.clone()).collect();
-    let mut work = Vec::new();
-    for (variant, country_code) in settings(run, &all_cultures) {
-        // Culture-major order: consecutive prompts share the system prompt, which the engine caches.
-        work.extend(questions.iter().map(|question| WorkItem {
-            question,
-            variant,
-            country_code: country_code.clone(),
-        }));
-    }
+    let work = stage_work(runner, run, &questions);
     let stored: HashSet<AnswerKey> = runner.store.answer_keys(run_id).await?.into_iter().collect();
     let pending: Vec<&WorkItem> = work.iter().filter(|item| !stored.contains(&item.key(question_set))).collect();
     let total = work.len() as u64;
@@ -132,8 +139,8 @@ pub(super) async fn answer_stage(
     runner.emit(run_id, RunEvent::StageFinished { stage }).await
 }
 
-/// Prompts of a chunk answered by one engine job: the adapter, and (position in chunk, prompt text).
-type PromptGroup = (Option<AdapterChoice>, Vec<(usize, String)>);
+/// Prompts of a chunk answered by one engine job: the adapter, and (position in chunk, prompt).
+type PromptGroup = (Option<AdapterChoice>, Vec<(usize, Prompt)>);
 
 /// Answers one chunk with the model; a prompt that cannot be built is stored as a recorded skip.
 async fn answer_chunk(
@@ -145,12 +152,12 @@ async fn answer_chunk(
     calibrator: &Calibrator,
 ) -> Result<Vec<NewAnswer>, RunnerError> {
     let mut answers: Vec<Option<NewAnswer>> = Vec::with_capacity(chunk.len());
-    let mut to_model = Vec::new(); // (position in chunk, rendered prompt text)
+    let mut to_model = Vec::new(); // (position in chunk, prompt)
     let mut skipped = Vec::new();
     for (position, item) in chunk.iter().enumerate() {
         match render_prompt(runner, run, item.question, item.variant, item.country_code.as_deref())? {
-            Ok(text) => {
-                to_model.push((position, text));
+            Ok(prompt) => {
+                to_model.push((position, prompt));
                 answers.push(None);
             }
             Err(error) => {
@@ -164,11 +171,11 @@ async fn answer_chunk(
     }
     // One engine job per adapter, prompts in chunk order within each.
     let mut groups: Vec<PromptGroup> = Vec::new();
-    for (position, text) in to_model {
+    for (position, prompt) in to_model {
         let choice = adapters.for_item(chunk[position]);
         match groups.iter_mut().find(|(existing, _)| *existing == choice) {
-            Some((_, members)) => members.push((position, text)),
-            None => groups.push((choice, vec![(position, text)])),
+            Some((_, members)) => members.push((position, prompt)),
+            None => groups.push((choice, vec![(position, prompt)])),
         }
     }
     for (adapter, to_model) in groups {
@@ -176,9 +183,9 @@ async fn answer_chunk(
             AnswerMode::Scoring => {
                 let items: Vec<ScoreItem> = to_model
                     .iter()
-                    .map(|(position, text)| ScoreItem {
+                    .map(|(position, prompt)| ScoreItem {
                         id: chunk[*position].prompt_id(),
-                        text: text.clone(),
+                        prompt: prompt.clone(),
                         question: chunk[*position].question,
                     })
                     .collect();
@@ -193,18 +200,14 @@ async fn answer_chunk(
                 }
             }
             AnswerMode::Sampling => {
-                let prompts: Vec<GenerationPrompt> = to_model
-                    .iter()
-                    .map(|(position, text)| GenerationPrompt { id: chunk[*position].prompt_id(), text: text.clone() })
-                    .collect();
+                let prompts: Vec<(String, Prompt)> =
+                    to_model.iter().map(|(position, prompt)| (chunk[*position].prompt_id(), prompt.clone())).collect();
                 let params = SamplingParams { seed: run.config.seed, ..SamplingParams::default() };
-                let job =
-                    runner.engine.generate_with_adapter(prompts, params, adapter, runner.cancel.clone(), |_| {})?;
-                let outcome = tokio::task::spawn_blocking(move || job.wait()).await??;
-                for ((position, _), generation) in to_model.iter().zip(outcome.generations) {
+                let replies = sample_replies(runner, adapter, prompts, params).await?;
+                for ((position, _), reply) in to_model.iter().zip(replies) {
                     let item = chunk[*position];
-                    let code = option_answer_code(&generation.text, item.question);
-                    answers[*position] = Some(new_answer(question_set, item, Some(generation.text), code, None));
+                    let code = option_answer_code(&reply, item.question);
+                    answers[*position] = Some(new_answer(question_set, item, Some(reply), code, None));
                 }
             }
         }
@@ -212,7 +215,7 @@ async fn answer_chunk(
     Ok(answers.into_iter().flatten().collect())
 }
 
-fn new_answer(
+pub(super) fn new_answer(
     question_set: &str,
     item: &WorkItem<'_>,
     raw_reply: Option<String>,

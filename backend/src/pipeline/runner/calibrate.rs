@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use shared::{Calibration, Question, Run, RunEvent, Stage};
 
 use super::score::{score_items, ScoreItem};
-use super::work::{render_prompt, StageAdapters, WorkItem};
+use super::work::{render_prompt, Prompt, StageAdapters, WorkItem};
 use super::{Runner, RunnerError};
 use crate::engine::AdapterChoice;
 use crate::pipeline::calibration::{
@@ -40,7 +40,7 @@ pub(super) struct Calibrator {
 struct PriorTask {
     key: String,
     adapter: Option<AdapterChoice>,
-    stand_ins: Vec<(Question, String)>,
+    stand_ins: Vec<(Question, Prompt)>,
     /// Permutation: how many consecutive stand-ins are the rotations of one question.
     group: usize,
     option_count: usize,
@@ -75,18 +75,18 @@ impl Calibrator {
                 Calibration::None => unreachable!("returned above"),
                 Calibration::ContentFree => {
                     let stand_in = content_free_question(item.question);
-                    let Ok(text) = render_prompt(runner, run, &stand_in, item.variant, item.country_code.as_deref())?
+                    let Ok(prompt) = render_prompt(runner, run, &stand_in, item.variant, item.country_code.as_deref())?
                     else {
                         continue; // the real prompt cannot be built either: a recorded skip
                     };
-                    let digest = hex(&Sha256::digest(text.as_bytes())[..8]);
+                    let digest = hex(&Sha256::digest(prompt.text.as_bytes())[..8]);
                     let key = format!("{}/content_free/{setting}/{digest}", stage.as_str());
                     if !stored.contains_key(&key) && !tasks.contains_key(&key) {
                         let option_count = stand_in.options.len();
                         let task = PriorTask {
                             key: key.clone(),
                             adapter: adapters.for_item(item),
-                            stand_ins: vec![(stand_in, text)],
+                            stand_ins: vec![(stand_in, prompt)],
                             group: 1,
                             option_count,
                         };
@@ -175,7 +175,7 @@ fn permutation_task(
         for shift in 0..option_count {
             let rotated = rotated_question(candidates[index], shift);
             match render_prompt(runner, run, &rotated, item.variant, item.country_code.as_deref())? {
-                Ok(text) => rotations.push((rotated, text)),
+                Ok(prompt) => rotations.push((rotated, prompt)),
                 Err(_) => break, // this question has no prompt in this setting: not in the sample
             }
         }
@@ -219,9 +219,9 @@ async fn estimate(
         let items: Vec<ScoreItem> = batch
             .iter()
             .flat_map(|task| {
-                task.stand_ins.iter().enumerate().map(|(index, (question, text))| ScoreItem {
+                task.stand_ins.iter().enumerate().map(|(index, (question, prompt))| ScoreItem {
                     id: format!("{}#{index}", task.key),
-                    text: text.clone(),
+                    prompt: prompt.clone(),
                     question,
                 })
             })

@@ -14,14 +14,16 @@ use std::collections::BTreeMap;
 
 use shared::{Run, RunEvent, Stage};
 
+use super::inference::sample_replies;
 use super::{Runner, RunnerError};
-use crate::engine::{EngineError, GenerationPrompt, SamplingParams};
+use crate::engine::{EngineError, SamplingParams};
 use crate::pipeline::generated_files::GeneratedRecord;
 use crate::pipeline::generation_prompt::{
     example_rng, generation_prompt, seed_examples, select_examples, GenerationExample,
 };
 use crate::pipeline::generation_reply::parse_generation_reply;
 use crate::pipeline::question_filter::{filter_generated, FilterVerdict};
+use crate::remote::ChatPrompt;
 use crate::store::{generated_set_name, GenerationAttempt};
 
 /// What a derived seed is for: the example choice of a question, or one reply to it.
@@ -147,7 +149,6 @@ pub(super) async fn generate_stage(runner: &Runner, run: &Run) -> Result<(), Run
         runner.emit(run_id, RunEvent::Log { message }).await?;
     }
 
-    let template = runner.engine.chat_template()?;
     for &topic in &topics {
         let topic_name = runner.survey.topics.iter().find(|known| known.index == topic).map(|known| known.name.clone());
         let topic_name = topic_name.unwrap_or_default(); // checked by run_topics
@@ -157,7 +158,8 @@ pub(super) async fn generate_stage(runner: &Runner, run: &Run) -> Result<(), Run
             let question_index = state.next_index;
             let mut rng = example_rng(derive_seed(run.config.seed, SeedPurpose::Examples, topic, question_index, 0));
             let prompt = generation_prompt(&topic_name, select_examples(&seeds, &state.generated, &mut rng));
-            let text = template.render_exchange(&prompt.system, &prompt.user)?;
+            let chat = ChatPrompt { system: prompt.system.clone(), user: prompt.user.clone() };
+            let rendered = runner.engine.prompt(chat)?;
             while state.next_attempt < settings.max_attempts {
                 if runner.cancel.is_cancelled() {
                     return Err(EngineError::Cancelled.into());
@@ -172,16 +174,11 @@ pub(super) async fn generate_stage(runner: &Runner, run: &Run) -> Result<(), Run
                     ..SamplingParams::default()
                 };
                 let id = format!("generate/{topic}/{question_index}/{attempt}");
-                let prompts = vec![GenerationPrompt { id, text: text.clone() }];
-                let job = runner.engine.generate_cancellable(prompts, params, runner.cancel.clone(), |_| {})?;
-                let outcome = tokio::task::spawn_blocking(move || job.wait()).await??;
-                let raw_reply =
-                    outcome.generations.into_iter().next().map(|generation| generation.text).ok_or_else(|| {
-                        RunnerError::Config {
-                            run_id,
-                            message: "the engine returned no reply to a generation prompt".into(),
-                        }
-                    })?;
+                let replies = sample_replies(runner, None, vec![(id, rendered.clone())], params).await?;
+                let raw_reply = replies.into_iter().next().ok_or_else(|| RunnerError::Config {
+                    run_id,
+                    message: "the engine returned no reply to a generation prompt".into(),
+                })?;
                 let parsed = parse_generation_reply(&raw_reply)
                     .map(|question| (question.question, question.options))
                     .map_err(|error| error.to_string());

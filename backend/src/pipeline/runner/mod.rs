@@ -4,10 +4,12 @@
 //! ends with the same answers, byte for byte, as one that was never interrupted.
 
 mod answer;
+mod batch;
 mod calibrate;
 mod collect;
 mod export;
 mod generate;
+mod inference;
 mod pause;
 mod score;
 mod terminal;
@@ -20,13 +22,15 @@ use std::sync::Arc;
 use shared::{PromptVariant, Run, RunEvent, RunStatus, Stage};
 use tokio::sync::broadcast;
 
-use crate::engine::{CancelToken, Engine, EngineError};
+use crate::engine::{CancelToken, EngineError};
 use crate::store::{generated_set_name, Store, StoreError, StoreTransaction, WVS_SET};
 use crate::survey::SurveyData;
 
 pub use answer::ANSWER_CHUNK;
+pub use batch::{read_batch, write_batch, BatchSummary};
 pub use export::sft_dir;
 pub use generate::{derive_seed, SeedPurpose};
+pub use inference::RunEngine;
 pub use pause::{PAUSE_AFTER_COMMITS, PAUSE_FILE, SLOW_COMMITS_MS};
 pub use terminal::show_progress;
 pub use train::{adapters_dir, training_settings, JOINT_ADAPTER};
@@ -49,6 +53,8 @@ pub enum RunnerError {
     Join(#[from] tokio::task::JoinError),
     #[error(transparent)]
     Model(#[from] crate::models::ModelError),
+    #[error("the remote engine: {0}")]
+    Remote(#[from] crate::remote::RemoteError),
 }
 
 /// An event as it was stored, for live followers (server-sent events, progress bars).
@@ -64,7 +70,7 @@ pub struct RunUpdate {
 pub struct Runner {
     pub store: Store,
     pub survey: Arc<SurveyData>,
-    pub engine: Arc<Engine>,
+    pub engine: RunEngine,
     pub cancel: CancelToken,
     pub updates: broadcast::Sender<RunUpdate>,
 }

@@ -3,13 +3,15 @@
 
 use shared::{Question, Run, ScoringFormulation};
 
+use super::inference::{remote_error, RunEngine};
+use super::work::Prompt;
 use super::{Runner, RunnerError};
 use crate::engine::{AdapterChoice, ClozePrompt, ScorePrompt};
 
 /// A templated prompt for a question.
 pub(super) struct ScoreItem<'a> {
     pub id: String,
-    pub text: String,
+    pub prompt: Prompt,
     pub question: &'a Question,
 }
 
@@ -24,25 +26,37 @@ pub(super) async fn score_items(
         return Ok(Vec::new());
     }
     let codes = |question: &Question| question.options.iter().map(|o| o.code.to_string()).collect::<Vec<_>>();
+    let engine = match &runner.engine {
+        RunEngine::Local(engine) => engine,
+        RunEngine::Remote(remote) => {
+            // The validator keeps adapters and cloze scoring to the in-process engine.
+            let prompts: Vec<_> = items.iter().map(|item| (item.prompt.chat.clone(), codes(item.question))).collect();
+            return remote.score(&prompts, &runner.cancel).await.map_err(remote_error);
+        }
+    };
     let job = match run.config.scoring {
         ScoringFormulation::Digits => {
             let prompts = items
                 .iter()
-                .map(|item| ScorePrompt { id: item.id.clone(), text: item.text.clone(), choices: codes(item.question) })
+                .map(|item| ScorePrompt {
+                    id: item.id.clone(),
+                    text: item.prompt.text.clone(),
+                    choices: codes(item.question),
+                })
                 .collect();
-            runner.engine.score_with_adapter(prompts, adapter, runner.cancel.clone(), |_| {})?
+            engine.score_with_adapter(prompts, adapter, runner.cancel.clone(), |_| {})?
         }
         ScoringFormulation::Cloze => {
             let prompts = items
                 .iter()
                 .map(|item| ClozePrompt {
                     id: item.id.clone(),
-                    text: item.text.clone(),
+                    text: item.prompt.text.clone(),
                     choices: codes(item.question),
                     option_texts: item.question.options.iter().map(|o| o.text.clone()).collect(),
                 })
                 .collect();
-            runner.engine.score_cloze(prompts, adapter, runner.cancel.clone(), |_| {})?
+            engine.score_cloze(prompts, adapter, runner.cancel.clone(), |_| {})?
         }
     };
     let outcome = tokio::task::spawn_blocking(move || job.wait()).await??;

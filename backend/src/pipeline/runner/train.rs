@@ -98,7 +98,7 @@ pub(super) async fn train_stage(runner: &Runner, run: &Run) -> Result<(), Runner
         let out_dir = root.join(&name);
         let (sender, mut steps) = tokio::sync::mpsc::unbounded_channel();
         let request = TrainingRequest { records, settings: settings.clone(), out_dir: out_dir.clone() };
-        let job = runner.engine.train(request, runner.cancel.clone(), move |progress| {
+        let job = runner.engine.local("training")?.train(request, runner.cancel.clone(), move |progress| {
             let _ = sender.send(progress);
         })?;
         let outcome = tokio::task::spawn_blocking(move || job.wait());

@@ -10,6 +10,7 @@ use super::train::{adapters_dir, JOINT_ADAPTER};
 use super::{Runner, RunnerError};
 use crate::engine::AdapterChoice;
 use crate::pipeline::answer_prompt::{placed_answer_prompt, AnswerPromptError};
+use crate::remote::ChatPrompt;
 use crate::store::AnswerKey;
 
 /// One prompt to answer: a question in a setting.
@@ -60,8 +61,9 @@ impl StageAdapters {
 /// Loads the stage's adapters into the engine (named by their folder, so runs never mix them up).
 pub(super) async fn stage_adapters(runner: &Runner, run: &Run, stage: Stage) -> Result<StageAdapters, RunnerError> {
     let load = |path: std::path::PathBuf, merged: bool| {
-        let engine = runner.engine.clone();
+        let engine = runner.engine.local("answering with an adapter").cloned();
         async move {
+            let engine = engine?;
             let name = path.display().to_string();
             let loaded = tokio::task::spawn_blocking(move || engine.load_adapter(name.clone(), &path).map(|_| name));
             Ok::<_, RunnerError>(AdapterChoice { name: loaded.await??, merged })
@@ -104,17 +106,25 @@ pub(super) async fn stage_adapters(runner: &Runner, run: &Run, stage: Stage) -> 
     }
 }
 
-/// The templated prompt of a question in a setting, in the run's persona placement; the inner
-/// error is a prompt that cannot be built (recorded as a skip).
+/// A prompt as the run's engine takes it: the exchange, and its text (the templated prompt for
+/// the in-process engine; for a remote one what it is sent, which identifies it).
+#[derive(Debug, Clone)]
+pub(super) struct Prompt {
+    pub chat: ChatPrompt,
+    pub text: String,
+}
+
+/// The prompt of a question in a setting, in the run's persona placement; the inner error is a
+/// prompt that cannot be built (recorded as a skip).
 pub(super) fn render_prompt(
     runner: &Runner,
     run: &Run,
     question: &Question,
     variant: PromptVariant,
     country_code: Option<&str>,
-) -> Result<Result<String, AnswerPromptError>, RunnerError> {
+) -> Result<Result<Prompt, AnswerPromptError>, RunnerError> {
     match placed_answer_prompt(&runner.survey, question, variant, country_code, run.config.persona) {
-        Ok(chat) => Ok(Ok(runner.engine.chat_template()?.render_exchange(&chat.system, &chat.user)?)),
+        Ok(chat) => Ok(Ok(runner.engine.prompt(ChatPrompt { system: chat.system, user: chat.user })?)),
         Err(error) => Ok(Err(error)),
     }
 }
