@@ -1,6 +1,6 @@
 # CultureSPA Studio. Two commands do everything on a fresh machine:
 #   make run    installs what is missing, builds, serves http://127.0.0.1:8080 (MODEL=NAME picks the default model)
-#   make test   fmt, clippy, all Rust tests, the wasm build, the browser tests
+#   make test   fmt, clippy, all Rust tests (the store's on PostgreSQL too), the wasm build, the browser tests
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
@@ -16,7 +16,7 @@ DATA_DIR ?= var
 # it gets a target dir of its own so that it never invalidates the test builds.
 NATIVE_TARGET_DIR ?= target-native
 
-.PHONY: run setup setup-test frontend backend-native test fmt-check clippy rust-tests wasm browser-tests clean
+.PHONY: run setup setup-test frontend backend-native test fmt-check clippy rust-tests postgres-tests wasm browser-tests clean
 
 run: setup frontend backend-native
 	scripts/fetch-model.sh $(MODEL)
@@ -31,7 +31,7 @@ frontend:
 backend-native:
 	RUSTFLAGS="-C target-cpu=native" CARGO_TARGET_DIR=$(NATIVE_TARGET_DIR) cargo build --release -p culturespa
 
-test: setup-test fmt-check clippy rust-tests wasm browser-tests
+test: setup-test fmt-check clippy rust-tests postgres-tests wasm browser-tests
 
 setup-test:
 	scripts/setup.sh --browser
@@ -51,6 +51,10 @@ rust-tests:
 	# The frontend's pure helpers (URLs, keys, CSV, scales) natively; apart, so that its features
 	# do not change the backend's build.
 	cargo test -p frontend
+
+# The store's tests again on a throwaway PostgreSQL (installed here, started and stopped by the script).
+postgres-tests:
+	scripts/test-postgres.sh
 
 wasm:
 	trunk build --release

@@ -116,6 +116,9 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let globals = &cli.globals;
+    if let Some(url) = &globals.database_url {
+        culturespa::store::use_database_url(url.clone());
+    }
     match cli.command {
         Command::Serve(args) => cli::serve::run(globals, args).await,
         Command::Data { command } => cli::data::check(globals, command),

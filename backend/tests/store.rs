@@ -1,4 +1,8 @@
-//! The store: migrations on an empty database and round trips of what the pipeline writes.
+//! The store: migrations on an empty database and round trips of what the pipeline writes. The
+//! tests that do not open a SQLite file run on PostgreSQL too when `CULTURESPA_TEST_POSTGRES_URL`
+//! names a server (`scripts/test-postgres.sh`, part of `make test`): each in a database of its own.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use culturespa::store::{InstanceFilter, NewAnswer, Store, StoreError, WVS_SET};
 use culturespa::survey::SurveyData;
@@ -6,6 +10,23 @@ use shared::review::NewReview;
 use shared::{
     AnswerMode, PromptVariant, ReviewDecision, ReviewStatus, RunConfig, RunEvent, RunOrigin, RunStatus, Stage,
 };
+
+/// A fresh store: in memory, or a new database on the PostgreSQL server of the environment.
+async fn store() -> Store {
+    let Ok(server) = std::env::var("CULTURESPA_TEST_POSTGRES_URL") else {
+        return Store::in_memory().await.unwrap();
+    };
+    static DATABASES: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let name = format!("store_test_{}_{}_{nanos}", std::process::id(), DATABASES.fetch_add(1, Ordering::SeqCst));
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&format!("{server}/postgres")).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    admin.close().await;
+    let store = Store::connect(&format!("{server}/{name}"), None).await.unwrap();
+    assert_eq!(store.backend(), culturespa::store::Backend::Postgres);
+    store
+}
 
 fn config() -> RunConfig {
     RunConfig {
@@ -67,7 +88,7 @@ async fn migrations_apply_to_an_empty_database_on_disk_and_reopen() {
 #[tokio::test]
 async fn questions_round_trip_and_seeding_is_idempotent() {
     let survey = SurveyData::embedded().unwrap();
-    let store = Store::in_memory().await.unwrap();
+    let store = store().await;
     assert_eq!(store.insert_questions(&survey.questions, "test").await.unwrap(), 259);
     assert_eq!(store.insert_questions(&survey.questions, "test").await.unwrap(), 0);
     let (total, page) = store.questions(WVS_SET, Some(1), 5, 0).await.unwrap();
@@ -82,7 +103,7 @@ async fn questions_round_trip_and_seeding_is_idempotent() {
 
 #[tokio::test]
 async fn runs_and_events_round_trip_and_finish_sets_the_status() {
-    let store = Store::in_memory().await.unwrap();
+    let store = store().await;
     let run = store.create_run(&config(), &RunOrigin::Imported { source: "x".into() }).await.unwrap();
     assert_eq!(run.status, RunStatus::Pending);
     assert_eq!(run.config, config());
@@ -104,7 +125,7 @@ async fn runs_and_events_round_trip_and_finish_sets_the_status() {
 #[tokio::test]
 async fn instances_are_collected_once_and_reviews_set_their_status() {
     let survey = SurveyData::embedded().unwrap();
-    let store = Store::in_memory().await.unwrap();
+    let store = store().await;
     store.insert_questions(&survey.questions, "test").await.unwrap();
     let run = store.create_run(&config(), &RunOrigin::Local).await.unwrap();
     let answers = [
@@ -135,6 +156,16 @@ async fn instances_are_collected_once_and_reviews_set_their_status() {
 
     let usa = InstanceFilter { country_code: Some("USA".into()), ..all.clone() };
     assert_eq!(store.instances(&usa, 10, 0).await.unwrap().0, 1);
+    // Searched in ids, question texts and option texts, whatever the case.
+    let search = |words: &str| InstanceFilter { search: Some(words.into()), ..all.clone() };
+    let (found, items) = store.instance_items(&search("q46"), 10, 0).await.unwrap();
+    assert_eq!((found, items[0].instance.question_id.as_str()), (1, "Q46"));
+    // "How important is family in your life?" — its text; "Rather important" — one of its options only.
+    for words in ["FAMILY", "Rather IMPORTANT"] {
+        let (found, items) = store.instance_items(&search(words), 10, 0).await.unwrap();
+        assert_eq!((found, items[0].instance.question_id.as_str()), (1, "Q1"), "{words}");
+    }
+    assert_eq!(store.instance_items(&search("no such words"), 10, 0).await.unwrap().0, 0);
 
     store.add_review(instances[0].instance_id, "ann", &review(ReviewDecision::Reject, None)).await.unwrap();
     let changed = store
@@ -157,7 +188,7 @@ async fn instances_are_collected_once_and_reviews_set_their_status() {
 
 #[tokio::test]
 async fn a_transaction_that_is_not_committed_leaves_nothing() {
-    let store = Store::in_memory().await.unwrap();
+    let store = store().await;
     let mut transaction = store.begin().await.unwrap();
     let run_id = transaction.create_run(&config(), &RunOrigin::Local).await.unwrap();
     transaction.append_event(run_id, &RunEvent::StageStarted { stage: Stage::Answer, total: 1 }).await.unwrap();
@@ -217,4 +248,37 @@ async fn the_review_workflow_migration_keeps_older_reviews_as_history() {
         .await
         .unwrap();
     assert_eq!(statuses, ["accepted", "accepted"]);
+}
+
+#[tokio::test]
+async fn accounts_sessions_and_tokens_round_trip_and_the_last_admin_stays() {
+    use shared::auth::Role;
+    let store = store().await;
+    store.add_user("ada", "hash-a", Role::Admin).await.unwrap();
+    store.add_user("cy", "hash-c", Role::Collaborator).await.unwrap();
+    assert!(matches!(store.add_user("cy", "other", Role::Annotator).await, Err(StoreError::Conflict(_))));
+    let cy = store.credentials("cy").await.unwrap().unwrap();
+    store.create_session(cy.user_id, "session-digest", 7).await.unwrap();
+    assert_eq!(store.session_user("session-digest").await.unwrap().unwrap().username, "cy");
+    assert!(store.session_user("unknown").await.unwrap().is_none());
+
+    let token = store.create_api_token("cy", "laptop", "token-digest").await.unwrap();
+    assert!(token.created_at.ends_with('Z') && token.created_at.len() == "2026-12-07T06:05:16.123Z".len());
+    assert!(matches!(store.create_api_token("cy", "laptop", "other").await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.api_token_user("token-digest").await.unwrap().unwrap().username, "cy");
+    let listed = store.api_tokens("cy").await.unwrap();
+    assert_eq!(listed[0].last_used_at.as_deref().map(str::len), Some("2026-12-07T06:05Z".len()));
+
+    let accounts = store.accounts().await.unwrap();
+    assert_eq!(
+        accounts.iter().map(|a| (a.username.as_str(), a.sessions, a.api_tokens)).collect::<Vec<_>>(),
+        [("ada", 0, 0), ("cy", 1, 1)]
+    );
+    assert!(matches!(store.set_role("ada", Role::Annotator).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.remove_user("ada").await, Err(StoreError::Conflict(_))));
+    let revoked = store.revoke_credentials("cy").await.unwrap();
+    assert_eq!((revoked.sessions, revoked.api_tokens), (1, 1));
+    assert!(store.session_user("session-digest").await.unwrap().is_none());
+    store.remove_user("cy").await.unwrap();
+    store.remove_user("ada").await.unwrap();
 }

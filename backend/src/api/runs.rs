@@ -18,7 +18,8 @@ pub async fn detail(State(state): State<AppState>, Path(run_id): Path<i64>) -> R
 }
 
 /// A run as the API shows it: a model or adapter named by a path (a run file's, from the command
-/// line) shows as the store shows paths, never where the server keeps its files.
+/// line) shows as the store shows paths, never where the server keeps its files; a remote
+/// engine by its model alone.
 pub fn shown(store: &Store, mut run: Run) -> Run {
     if let Some(model) = &mut run.config.model {
         if model.contains(std::path::MAIN_SEPARATOR) || std::path::Path::new(model.as_str()).is_absolute() {
@@ -27,6 +28,12 @@ pub fn shown(store: &Store, mut run: Run) -> Run {
     }
     if let Some(adapter) = &mut run.config.adapter {
         adapter.path = store.shown_path(std::path::Path::new(&adapter.path));
+    }
+    // A remote engine shows its model, not where the team's server is or how it is reached.
+    if let Some(engine) = &mut run.config.engine {
+        engine.url = "(a remote engine)".to_string();
+        engine.api_key_env = None;
+        engine.template = engine.template.as_deref().map(|path| store.shown_path(std::path::Path::new(path)));
     }
     run
 }

@@ -35,6 +35,10 @@ pub struct Globals {
     /// them and debug builds the generic tensor path.
     #[arg(long, global = true, env = "CULTURESPA_CPU_KERNELS", value_parser = parse_on_off)]
     pub cpu_kernels: Option<bool>,
+    /// Keep the store on this database instead of the data folder's SQLite file:
+    /// `postgres://user:password@host/db` (run outputs still go under the data folder).
+    #[arg(long, global = true, env = "CULTURESPA_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
 fn parse_on_off(text: &str) -> Result<bool, String> {

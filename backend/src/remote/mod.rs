@@ -42,18 +42,19 @@ pub enum RemoteError {
     MissingKey(String),
     #[error("engine.template '{path}': {source}")]
     Template { path: String, source: EngineError },
-    #[error("{url}: {message}")]
-    Http { url: String, message: String },
-    #[error("{url} answered {status}: {message}")]
-    Status { url: String, status: u16, message: String },
-    #[error("{url}: {message}")]
-    Reply { url: String, message: String },
+    // `endpoint` names the model and the path, not the server's address: run events are public.
+    #[error("{endpoint}: {message}")]
+    Http { endpoint: String, message: String },
+    #[error("{endpoint} answered {status}: {message}")]
+    Status { endpoint: String, status: u16, message: String },
+    #[error("{endpoint}: {message}")]
+    Reply { endpoint: String, message: String },
     #[error(
-        "{url}: the server does not continue a final assistant message (`continue_final_message`), which a \
+        "{endpoint}: the server does not continue a final assistant message (`continue_final_message`), which a \
          two-digit option needs; give the engine a `template` (a local copy of the model's files) to score \
          through /v1/completions"
     )]
-    NoPrefill { url: String },
+    NoPrefill { endpoint: String },
     #[error("cancelled")]
     Cancelled,
 }
@@ -147,7 +148,7 @@ impl RemoteEngine {
             .connect_timeout(Duration::from_secs(10))
             .timeout(REQUEST_TIMEOUT)
             .build()
-            .map_err(|error| RemoteError::Http { url: base_url.clone(), message: error.to_string() })?;
+            .map_err(|error| RemoteError::Http { endpoint: config.model.clone(), message: error.to_string() })?;
         Ok(RemoteEngine {
             config: config.clone(),
             base_url,
@@ -156,6 +157,11 @@ impl RemoteEngine {
             template,
             in_flight: Arc::new(Semaphore::new(in_flight)),
         })
+    }
+
+    /// How errors name a request: the served model and the path.
+    fn endpoint(&self, path: &str) -> String {
+        format!("the remote engine of {} (POST …/v1{path})", self.config.model)
     }
 
     pub fn config(&self) -> &RemoteEngineConfig {
@@ -288,7 +294,7 @@ impl RemoteEngine {
 
     /// A prompt's distribution from the replies to its [`RemoteEngine::score_requests`].
     pub fn distribution(&self, codes: &[String], replies: &[(Option<String>, Value)]) -> Result<Vec<f64>, RemoteError> {
-        let reply_error = |message: String| RemoteError::Reply { url: self.base_url.clone(), message };
+        let reply_error = |message: String| RemoteError::Reply { endpoint: self.endpoint(CHAT_PATH), message };
         let mut first = None;
         let mut branches = BTreeMap::new();
         for (prefix, reply) in replies {
@@ -308,7 +314,7 @@ impl RemoteEngine {
             for (_, branch_prompt_tokens) in branches.values() {
                 if let (Some(first), Some(branch)) = (first_prompt_tokens, branch_prompt_tokens) {
                     if *branch != first + 1 {
-                        return Err(RemoteError::NoPrefill { url: self.base_url.clone() });
+                        return Err(RemoteError::NoPrefill { endpoint: self.endpoint(CHAT_PATH) });
                     }
                 }
             }
@@ -329,7 +335,7 @@ impl RemoteEngine {
             .collect::<Result<Vec<_>, _>>()?;
         stream::iter(requests.into_iter().map(|request| async move {
             let reply = self.post(&request, cancel).await?;
-            reply_text(&reply).map_err(|message| RemoteError::Reply { url: self.base_url.clone(), message })
+            reply_text(&reply).map_err(|message| RemoteError::Reply { endpoint: self.endpoint(CHAT_PATH), message })
         }))
         .buffered(self.max_in_flight())
         .try_collect()
@@ -340,6 +346,7 @@ impl RemoteEngine {
     /// exponential backoff (or the server's `Retry-After`).
     async fn post(&self, request: &EngineRequest, cancel: &CancelToken) -> Result<Value, RemoteError> {
         let url = format!("{}{}", self.base_url, request.path);
+        let endpoint = self.endpoint(request.path);
         let mut backoff = FIRST_BACKOFF;
         let mut tries = 0;
         loop {
@@ -358,7 +365,7 @@ impl RemoteEngine {
             let (retry, error, wait) = match outcome {
                 Ok(response) if response.status().is_success() => {
                     return response.json::<Value>().await.map_err(|error| RemoteError::Reply {
-                        url: url.clone(),
+                        endpoint: endpoint.clone(),
                         message: format!("not JSON: {error}"),
                     });
                 }
@@ -373,11 +380,13 @@ impl RemoteEngine {
                     let body = response.text().await.unwrap_or_default();
                     let message = reply::error_message(&body);
                     let retry = status == 408 || status == 429 || status >= 500;
-                    (retry, RemoteError::Status { url: url.clone(), status, message }, retry_after)
+                    (retry, RemoteError::Status { endpoint: endpoint.clone(), status, message }, retry_after)
                 }
                 Err(error) => {
+                    // Its message would name the address otherwise.
+                    let error = error.without_url();
                     let retry = error.is_connect() || error.is_timeout() || error.is_request();
-                    (retry, RemoteError::Http { url: url.clone(), message: error_chain(&error) }, None)
+                    (retry, RemoteError::Http { endpoint: endpoint.clone(), message: error_chain(&error) }, None)
                 }
             };
             if !retry || tries >= MAX_TRIES {

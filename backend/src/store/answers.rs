@@ -1,6 +1,7 @@
 use shared::{Answer, PromptVariant};
 
 use super::answer_codec::{variant_text, StoredAnswer};
+use super::numbered;
 use super::{to_json, Store, StoreError, StoreTransaction};
 
 /// An answer to store; the run is given separately.
@@ -35,12 +36,12 @@ impl Store {
         question_set: &str,
         question_id: &str,
     ) -> Result<Vec<Answer>, StoreError> {
-        let rows: Vec<StoredAnswer> = sqlx::query_as(
+        let rows: Vec<StoredAnswer> = sqlx::query_as(numbered(
             "SELECT run_id, question_id, country_code, variant, raw_reply, parsed_code, distribution_json,
                     raw_distribution_json
              FROM answers WHERE run_id = ? AND question_set = ? AND question_id = ?
              ORDER BY country_code IS NOT NULL, country_code, variant",
-        )
+        ))
         .bind(run_id)
         .bind(question_set)
         .bind(question_id)
@@ -64,12 +65,12 @@ impl StoreTransaction {
     pub async fn insert_answers(&mut self, run_id: i64, answers: &[NewAnswer]) -> Result<u64, StoreError> {
         let mut inserted = 0;
         for answer in answers {
-            inserted += sqlx::query(
-                "INSERT OR IGNORE INTO answers
+            inserted += sqlx::query(numbered(
+                "INSERT INTO answers
                  (run_id, question_set, question_id, country_code, variant, raw_reply, parsed_code, distribution_json,
                   raw_distribution_json)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            ))
             .bind(run_id)
             .bind(&answer.question_set)
             .bind(&answer.question_id)
@@ -89,8 +90,8 @@ impl StoreTransaction {
     /// Collects the run's culture-related instances: (question, culture) where both the unaware
     /// answer and the `aware_variant` answer parsed and differ. Idempotent. Returns the new count.
     pub async fn collect_instances(&mut self, run_id: i64, aware_variant: PromptVariant) -> Result<u64, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT OR IGNORE INTO instances
+        let inserted = sqlx::query(numbered(
+            "INSERT INTO instances
                  (run_id, question_set, question_id, country_code, topic, unaware_code, aware_code)
              SELECT aware.run_id, aware.question_set, aware.question_id, aware.country_code, q.topic,
                     unaware.parsed_code, aware.parsed_code
@@ -103,8 +104,9 @@ impl StoreTransaction {
              WHERE aware.run_id = ? AND aware.variant = ? AND aware.country_code IS NOT NULL
                AND aware.parsed_code IS NOT NULL AND unaware.parsed_code IS NOT NULL
                AND aware.parsed_code <> unaware.parsed_code
-             ORDER BY aware.answer_id",
-        )
+             ORDER BY aware.answer_id
+             ON CONFLICT DO NOTHING",
+        ))
         .bind(run_id)
         .bind(variant_text(aware_variant))
         .execute(&mut *self.transaction)

@@ -4,6 +4,7 @@
 use shared::auth::{ApiToken, User};
 
 use super::users::{parse_role, user_id_of};
+use super::{now, now_to_the_minute, numbered};
 use super::{Store, StoreError};
 
 /// The most tokens one account may hold.
@@ -24,9 +25,9 @@ impl Store {
         name: &str,
         token_sha256: &str,
     ) -> Result<ApiToken, StoreError> {
-        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut transaction = self.write_transaction().await?;
         let user_id = user_id_of(&mut transaction, username).await?;
-        let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE user_id = ?")
+        let held: i64 = sqlx::query_scalar(numbered("SELECT COUNT(*) FROM api_tokens WHERE user_id = ?"))
             .bind(user_id)
             .fetch_one(&mut *transaction)
             .await?;
@@ -35,14 +36,15 @@ impl Store {
                 "{username} holds {held} API tokens, the most an account may: revoke one first"
             )));
         }
-        let row: Option<TokenRow> = sqlx::query_as(
-            "INSERT OR IGNORE INTO api_tokens (user_id, name, token_sha256, created_at)
-             VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        let row: Option<TokenRow> = sqlx::query_as(numbered(
+            "INSERT INTO api_tokens (user_id, name, token_sha256, created_at)
+             VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING
              RETURNING token_id, name, created_at, last_used_at",
-        )
+        ))
         .bind(user_id)
         .bind(name)
         .bind(token_sha256)
+        .bind(now())
         .fetch_optional(&mut *transaction)
         .await?;
         let row = row.ok_or_else(|| StoreError::Conflict(format!("{username} already has a token named '{name}'")))?;
@@ -52,11 +54,11 @@ impl Store {
 
     /// `username`'s tokens, oldest first.
     pub async fn api_tokens(&self, username: &str) -> Result<Vec<ApiToken>, StoreError> {
-        let rows: Vec<TokenRow> = sqlx::query_as(
+        let rows: Vec<TokenRow> = sqlx::query_as(numbered(
             "SELECT t.token_id, t.name, t.created_at, t.last_used_at
              FROM api_tokens AS t JOIN users AS u ON u.user_id = t.user_id
              WHERE u.username = ? ORDER BY t.token_id",
-        )
+        ))
         .bind(username)
         .fetch_all(&self.pool)
         .await?;
@@ -65,9 +67,9 @@ impl Store {
 
     /// Revokes one of `username`'s tokens; someone else's token is not found.
     pub async fn revoke_api_token(&self, username: &str, token_id: i64) -> Result<(), StoreError> {
-        let removed = sqlx::query(
+        let removed = sqlx::query(numbered(
             "DELETE FROM api_tokens WHERE token_id = ? AND user_id = (SELECT user_id FROM users WHERE username = ?)",
-        )
+        ))
         .bind(token_id)
         .bind(username)
         .execute(&self.pool)
@@ -80,22 +82,23 @@ impl Store {
 
     /// The user a token belongs to, marking it used (to the minute: at most one write a minute).
     pub async fn api_token_user(&self, token_sha256: &str) -> Result<Option<User>, StoreError> {
-        let row: Option<(String, String)> = sqlx::query_as(
+        let row: Option<(String, String)> = sqlx::query_as(numbered(
             "SELECT u.username, u.role FROM api_tokens AS t JOIN users AS u ON u.user_id = t.user_id
              WHERE t.token_sha256 = ?",
-        )
+        ))
         .bind(token_sha256)
         .fetch_optional(&self.pool)
         .await?;
         let Some((username, role)) = row else {
             return Ok(None);
         };
-        sqlx::query(
-            "UPDATE api_tokens SET last_used_at = strftime('%Y-%m-%dT%H:%MZ', 'now')
-             WHERE token_sha256 = ?
-               AND (last_used_at IS NULL OR last_used_at <> strftime('%Y-%m-%dT%H:%MZ', 'now'))",
-        )
+        sqlx::query(numbered(
+            "UPDATE api_tokens SET last_used_at = ?
+             WHERE token_sha256 = ? AND (last_used_at IS NULL OR last_used_at <> ?)",
+        ))
+        .bind(now_to_the_minute())
         .bind(token_sha256)
+        .bind(now_to_the_minute())
         .execute(&self.pool)
         .await?;
         Ok(Some(User { username, role: parse_role(&role)? }))

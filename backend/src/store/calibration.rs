@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::numbered;
 use super::{from_json, to_json, Store, StoreError, StoreTransaction};
 
 impl Store {
@@ -12,9 +13,9 @@ impl Store {
         run_id: i64,
         question_set: &str,
     ) -> Result<HashMap<String, Vec<f64>>, StoreError> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
+        let rows: Vec<(String, String)> = sqlx::query_as(numbered(
             "SELECT prior_key, prior_json FROM calibration_priors WHERE run_id = ? AND question_set = ?",
-        )
+        ))
         .bind(run_id)
         .bind(question_set)
         .fetch_all(&self.pool)
@@ -32,10 +33,10 @@ impl StoreTransaction {
         priors: &[(String, Vec<f64>)],
     ) -> Result<(), StoreError> {
         for (key, prior) in priors {
-            sqlx::query(
-                "INSERT OR IGNORE INTO calibration_priors (run_id, question_set, prior_key, prior_json)
-                 VALUES (?, ?, ?, ?)",
-            )
+            sqlx::query(numbered(
+                "INSERT INTO calibration_priors (run_id, question_set, prior_key, prior_json)
+                 VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            ))
             .bind(run_id)
             .bind(question_set)
             .bind(key)

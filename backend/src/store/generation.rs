@@ -1,6 +1,7 @@
 //! The Generate stage's records: every reply drawn for a (topic, question index) slot, what was
 //! read from it, and what the paper's filters did to it.
 
+use super::numbered;
 use super::{from_json, to_json, Store, StoreError, StoreTransaction};
 
 /// The question set a run's generated (filtered) questions are stored as.
@@ -79,11 +80,11 @@ impl AttemptRow {
 impl Store {
     /// Every reply the run's Generate stage stored, by topic, question index and attempt.
     pub async fn generation_attempts(&self, run_id: i64) -> Result<Vec<GenerationAttempt>, StoreError> {
-        let rows: Vec<AttemptRow> = sqlx::query_as(
+        let rows: Vec<AttemptRow> = sqlx::query_as(numbered(
             "SELECT topic, question_index, attempt, seed, prompt, raw_reply, question, options_json, parse_error,
                     filter_verdict, question_id
              FROM generation_attempts WHERE run_id = ? ORDER BY topic, question_index, attempt",
-        )
+        ))
         .bind(run_id)
         .fetch_all(&self.pool)
         .await?;
@@ -105,11 +106,11 @@ impl StoreTransaction {
             Ok((question, options)) => (Some(question.as_str()), Some(to_json(options)), None),
             Err(error) => (None, None, Some(error.as_str())),
         };
-        let inserted = sqlx::query(
-            "INSERT OR IGNORE INTO generation_attempts
+        let inserted = sqlx::query(numbered(
+            "INSERT INTO generation_attempts
                 (run_id, topic, question_index, attempt, seed, prompt, raw_reply, question, options_json, parse_error)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        ))
         .bind(run_id)
         .bind(i64::from(attempt.topic))
         .bind(i64::from(attempt.question_index))
@@ -139,10 +140,10 @@ impl StoreTransaction {
         verdict: &str,
         question_id: Option<&str>,
     ) -> Result<(), StoreError> {
-        let updated = sqlx::query(
+        let updated = sqlx::query(numbered(
             "UPDATE generation_attempts SET filter_verdict = ?, question_id = ?
              WHERE run_id = ? AND topic = ? AND question_index = ? AND attempt = ? AND question IS NOT NULL",
-        )
+        ))
         .bind(verdict)
         .bind(question_id)
         .bind(run_id)

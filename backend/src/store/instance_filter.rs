@@ -4,6 +4,8 @@
 
 use shared::ReviewStatus;
 
+use super::Backend;
+
 /// A reviewer's queues: what is left for them, what they kept, what they discarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReviewQueue {
@@ -49,7 +51,12 @@ pub(super) struct FilterSql {
 const CURRENT_REVIEWS: &str =
     "SELECT COUNT(*) FROM reviews AS r WHERE r.instance_id = i.instance_id AND r.is_current = 1";
 
-pub(super) fn filter_sql(filter: &InstanceFilter, status: Option<String>, search: Option<String>) -> FilterSql {
+pub(super) fn filter_sql(
+    filter: &InstanceFilter,
+    status: Option<String>,
+    search: Option<String>,
+    backend: Backend,
+) -> FilterSql {
     let (mut conditions, mut binds): (Vec<String>, Vec<Bind>) = (Vec::new(), Vec::new());
     let (mut questions, mut settings) = (false, false);
     if let Some(run_id) = filter.run_id {
@@ -76,12 +83,17 @@ pub(super) fn filter_sql(filter: &InstanceFilter, status: Option<String>, search
     }
     if let Some(pattern) = search {
         questions = true;
-        conditions.push(
-            r"(i.question_id LIKE ? ESCAPE '\' OR q.text LIKE ? ESCAPE '\'
-              OR EXISTS (SELECT 1 FROM json_each(q.options_json) AS o
-                         WHERE json_extract(o.value, '$.text') LIKE ? ESCAPE '\'))"
-                .into(),
-        );
+        // The options' texts, from their JSON as each database reads it.
+        let option_texts = match backend {
+            Backend::Sqlite => "SELECT json_extract(o.value, '$.text') AS text FROM json_each(q.options_json) AS o",
+            Backend::Postgres => {
+                "SELECT o.value ->> 'text' AS text FROM json_array_elements(q.options_json::json) AS o"
+            }
+        };
+        conditions.push(format!(
+            r"(LOWER(i.question_id) LIKE ? ESCAPE '\' OR LOWER(q.text) LIKE ? ESCAPE '\'
+              OR EXISTS (SELECT 1 FROM ({option_texts}) AS t WHERE LOWER(t.text) LIKE ? ESCAPE '\'))"
+        ));
         binds.extend([Bind::Text(pattern.clone()), Bind::Text(pattern.clone()), Bind::Text(pattern)]);
     }
     if let Some((queue, reviewer)) = &filter.queue {
@@ -99,7 +111,7 @@ pub(super) fn filter_sql(filter: &InstanceFilter, status: Option<String>, search
                 conditions.push(format!("({CURRENT_REVIEWS}) < COALESCE(s.reviewers_per_instance, 1)"));
             }
             // Without a reviewer no one's kept or discarded reviews match.
-            (ReviewQueue::Submitted | ReviewQueue::Discarded, None) => conditions.push("0".into()),
+            (ReviewQueue::Submitted | ReviewQueue::Discarded, None) => conditions.push("1 = 0".into()),
             (ReviewQueue::Submitted, Some(reviewer)) => {
                 conditions.push(
                     "EXISTS (SELECT 1 FROM reviews AS r WHERE r.instance_id = i.instance_id AND r.is_current = 1 \

@@ -5,6 +5,7 @@ use shared::review::InstanceItem;
 use shared::{Instance, QuestionOption, ReviewStatus};
 
 use super::instance_filter::{filter_sql, Bind, FilterSql, InstanceFilter};
+use super::numbered;
 use super::{from_json, to_json, Store, StoreError, StoreTransaction};
 
 pub(super) fn review_status_text(status: ReviewStatus) -> String {
@@ -68,7 +69,9 @@ const ITEM_FROM: &str = "FROM instances AS i
 fn like_pattern(words: &str) -> String {
     let mut pattern = String::with_capacity(words.len() + 2);
     pattern.push('%');
-    for character in words.trim().chars() {
+    // Lowercase, as the columns it is matched with are: case-insensitive on both databases
+    // (SQLite's LIKE ignores ASCII case, PostgreSQL's does not).
+    for character in words.trim().to_lowercase().chars() {
         if matches!(character, '%' | '_' | '\\') {
             pattern.push('\\');
         }
@@ -99,9 +102,8 @@ impl Store {
     ) -> Result<(u64, Vec<InstanceItem>), StoreError> {
         let status = filter.review_status.map(review_status_text);
         let search = filter.search.as_deref().map(str::trim).filter(|words| !words.is_empty()).map(like_pattern);
-        let FilterSql { from, where_clause, binds } = filter_sql(filter, status, search);
-        let mut count =
-            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) {from} {where_clause}")));
+        let FilterSql { from, where_clause, binds } = filter_sql(filter, status, search, self.backend);
+        let mut count = sqlx::query_scalar::<_, i64>(numbered(format!("SELECT COUNT(*) {from} {where_clause}")));
         for bind in &binds {
             count = match bind {
                 Bind::Int(value) => count.bind(*value),
@@ -110,7 +112,7 @@ impl Store {
         }
         let total = count.fetch_one(&self.pool).await?;
         // The page's ids from the filtered instances alone, then their rows with the joins.
-        let mut page = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+        let mut page = sqlx::query_scalar::<_, i64>(numbered(format!(
             "SELECT i.instance_id {from} {where_clause} ORDER BY i.instance_id LIMIT ? OFFSET ?"
         )));
         for bind in &binds {
@@ -121,7 +123,7 @@ impl Store {
         }
         let ids = page.bind(i64::from(limit)).bind(i64::from(offset)).fetch_all(&self.pool).await?;
         let placeholders = vec!["?"; ids.len()].join(", ");
-        let mut rows_query = sqlx::query_as::<_, InstanceRow>(sqlx::AssertSqlSafe(format!(
+        let mut rows_query = sqlx::query_as::<_, InstanceRow>(numbered(format!(
             "SELECT {ITEM_COLUMNS} {ITEM_FROM} WHERE i.instance_id IN ({placeholders}) ORDER BY i.instance_id"
         )));
         for id in &ids {
@@ -134,7 +136,7 @@ impl Store {
 
     pub async fn instance_item(&self, instance_id: i64) -> Result<InstanceItem, StoreError> {
         let row: Option<InstanceRow> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {ITEM_COLUMNS} {ITEM_FROM} WHERE i.instance_id = ?")))
+            sqlx::query_as(numbered(format!("SELECT {ITEM_COLUMNS} {ITEM_FROM} WHERE i.instance_id = ?")))
                 .bind(instance_id)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -145,10 +147,11 @@ impl Store {
 impl StoreTransaction {
     /// The run and the culture-aware code of an instance.
     pub(super) async fn instance_run_and_aware_code(&mut self, instance_id: i64) -> Result<(i64, u32), StoreError> {
-        let row: Option<(i64, i64)> = sqlx::query_as("SELECT run_id, aware_code FROM instances WHERE instance_id = ?")
-            .bind(instance_id)
-            .fetch_optional(&mut *self.transaction)
-            .await?;
+        let row: Option<(i64, i64)> =
+            sqlx::query_as(numbered("SELECT run_id, aware_code FROM instances WHERE instance_id = ?"))
+                .bind(instance_id)
+                .fetch_optional(&mut *self.transaction)
+                .await?;
         let (run_id, aware_code) = row.ok_or_else(|| StoreError::NotFound(format!("instance {instance_id}")))?;
         Ok((run_id, aware_code as u32))
     }
@@ -160,7 +163,7 @@ mod tests {
 
     #[test]
     fn like_patterns_escape_wildcards() {
-        assert_eq!(like_pattern(" family "), "%family%");
+        assert_eq!(like_pattern(" Family "), "%family%");
         assert_eq!(like_pattern("100%_a\\b"), "%100\\%\\_a\\\\b%");
     }
 }

@@ -1,5 +1,8 @@
-//! The embedded store: SQLite through sqlx, WAL mode, migrations from `backend/migrations`.
-//! Writes that belong together run in one transaction.
+//! The store: the embedded SQLite (WAL mode, the default) or PostgreSQL (`--database-url
+//! postgres://…`), through sqlx's `Any` driver with one SQL text for both (numbered parameters,
+//! `ON CONFLICT`, timestamps written by us), migrations from `backend/migrations` and their
+//! PostgreSQL twins in `backend/migrations-postgres`. Writes that belong together run in one
+//! transaction; write transactions take the database's write lock at their start.
 
 mod answer_codec;
 mod answers;
@@ -17,9 +20,11 @@ mod runs;
 mod users;
 
 use std::path::Path;
-use std::str::FromStr;
+use std::sync::OnceLock;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use sqlx::{AssertSqlSafe, Executor};
 
 pub use answers::NewAnswer;
 pub use api_tokens::MAX_API_TOKENS_PER_USER;
@@ -55,44 +60,101 @@ pub enum StoreError {
     Invalid(String),
 }
 
+/// Which database a store is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The database every [`Store::open`] of this process uses instead of the data folder's SQLite
+/// file (`--database-url`); set once, at start.
+static DATABASE_URL: OnceLock<String> = OnceLock::new();
+
+/// Makes every store this process opens live on `url` (`postgres://…` or `sqlite://…`); the data
+/// folder still holds run outputs. Returns false when one was set already.
+pub fn use_database_url(url: String) -> bool {
+    DATABASE_URL.set(url).is_ok()
+}
+
 /// A handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
     /// The data directory of an on-disk store: run outputs (SFT files) go under it.
     data_dir: Option<std::path::PathBuf>,
 }
 
 impl Store {
-    /// Opens (creating it on first use) the database in `data_dir` and applies the migrations.
+    /// Opens (creating it on first use) the database in `data_dir` and applies the migrations;
+    /// with [`use_database_url`], that database instead (run outputs still go under `data_dir`).
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|error| {
             StoreError::Database(sqlx::Error::Configuration(
                 format!("cannot create the data directory {}: {error}", data_dir.display()).into(),
             ))
         })?;
-        let options = SqliteConnectOptions::new()
-            .filename(data_dir.join(DATABASE_FILE))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        Self::migrated(pool, Some(data_dir.to_path_buf())).await
+        let url = match DATABASE_URL.get() {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", data_dir.join(DATABASE_FILE).display()),
+        };
+        Self::connect(&url, Some(data_dir.to_path_buf())).await
     }
 
-    /// A private in-memory database (tests, one-off commands).
+    /// A private in-memory SQLite database (tests, one-off commands).
     pub async fn in_memory() -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
         // One connection: every connection to `:memory:` is a database of its own.
-        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
-        Self::migrated(pool, None).await
+        Self::connect_with(Backend::Sqlite, "sqlite::memory:", 1, None).await
     }
 
-    async fn migrated(pool: SqlitePool, data_dir: Option<std::path::PathBuf>) -> Result<Self, StoreError> {
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool, data_dir })
+    /// The store on a database named by URL: `postgres://user@host/db` or `sqlite://path`.
+    pub async fn connect(url: &str, data_dir: Option<std::path::PathBuf>) -> Result<Self, StoreError> {
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(StoreError::Database(sqlx::Error::Configuration(
+                "the database URL must start with postgres:// or sqlite://".into(),
+            )));
+        };
+        Self::connect_with(backend, url, 8, data_dir).await
+    }
+
+    async fn connect_with(
+        backend: Backend,
+        url: &str,
+        max_connections: u32,
+        data_dir: Option<std::path::PathBuf>,
+    ) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        connection
+                            .execute(
+                                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+                            )
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations-postgres").run(&pool).await?,
+        }
+        Ok(Store { pool, backend, data_dir })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Where the store's files live; `None` for an in-memory store.
@@ -116,22 +178,40 @@ impl Store {
         }
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
-    /// Starts a transaction: writes that belong together go through one and commit at once. It
-    /// takes SQLite's write lock at its start (`BEGIN IMMEDIATE`): a deferred transaction that reads
-    /// before it writes fails at once with "database is locked" when another writer got there
-    /// first, while one that begins immediately waits for the lock (the busy timeout).
+    /// Starts a transaction: writes that belong together go through one and commit at once.
     pub async fn begin(&self) -> Result<StoreTransaction, StoreError> {
-        Ok(StoreTransaction { transaction: self.pool.begin_with("BEGIN IMMEDIATE").await? })
+        Ok(StoreTransaction { transaction: self.write_transaction().await? })
+    }
+
+    /// A transaction that holds the database's write lock from its start, so that what it reads
+    /// before it writes stays true until it commits (one writer at a time, as SQLite has it).
+    /// SQLite: `BEGIN IMMEDIATE` (a deferred transaction that reads first would fail with
+    /// "database is locked" when another writer got there first; this one waits, up to the busy
+    /// timeout). PostgreSQL: a transaction-scoped advisory lock taken first.
+    async fn write_transaction(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut transaction = self.pool.begin().await?;
+                sqlx::query(numbered(format!("SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")))
+                    .execute(&mut *transaction)
+                    .await?;
+                Ok(transaction)
+            }
+        }
     }
 }
 
+/// The advisory lock of the store's writers on PostgreSQL (any number no one else uses).
+const WRITE_LOCK_KEY: i64 = 0x4355_4c54_5552_4553; // "CULTURES"
+
 /// Writes in one transaction; nothing of them is visible or kept unless [`Self::commit`] runs.
 pub struct StoreTransaction {
-    transaction: sqlx::Transaction<'static, sqlx::Sqlite>,
+    transaction: sqlx::Transaction<'static, sqlx::Any>,
 }
 
 impl StoreTransaction {
@@ -139,6 +219,48 @@ impl StoreTransaction {
         self.transaction.commit().await?;
         Ok(())
     }
+}
+
+/// SQL with its `?` parameters numbered (`$1`, `$2`, … in order), which both SQLite and
+/// PostgreSQL read: one text for both databases. A `?` inside a quoted string stays as it is.
+fn numbered(sql: impl AsRef<str>) -> AssertSqlSafe<String> {
+    let sql = sql.as_ref();
+    let mut out = String::with_capacity(sql.len() + 16);
+    let (mut number, mut quoted) = (0, false);
+    for character in sql.chars() {
+        match character {
+            '\'' => {
+                quoted = !quoted;
+                out.push(character);
+            }
+            '?' if !quoted => {
+                number += 1;
+                out.push('$');
+                out.push_str(&number.to_string());
+            }
+            _ => out.push(character),
+        }
+    }
+    AssertSqlSafe(out)
+}
+
+/// A time as the store writes it: UTC, ISO 8601 with milliseconds (`2026-12-07T06:05:16.123Z`),
+/// so that text order is time order.
+fn timestamp(at: time::OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    at.to_offset(time::UtcOffset::UTC).format(FORMAT).unwrap_or_default()
+}
+
+fn now() -> String {
+    timestamp(time::OffsetDateTime::now_utc())
+}
+
+/// The minute, as `last_used_at` of API tokens records it (`2026-12-07T06:05Z`).
+fn now_to_the_minute() -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]Z");
+    time::OffsetDateTime::now_utc().format(FORMAT).unwrap_or_default()
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> String {

@@ -1,5 +1,6 @@
 use shared::{Question, QuestionOption, QuestionSource};
 
+use super::numbered;
 use super::{from_json, to_json, Store, StoreError, StoreTransaction, WVS_SET};
 
 #[derive(sqlx::FromRow)]
@@ -47,10 +48,10 @@ impl StoreTransaction {
     pub async fn insert_questions(&mut self, questions: &[Question], provenance: &str) -> Result<u64, StoreError> {
         let mut inserted = 0;
         for question in questions {
-            inserted += sqlx::query(
-                "INSERT OR IGNORE INTO questions (question_set, question_id, topic, text, options_json, provenance)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
+            inserted += sqlx::query(numbered(
+                "INSERT INTO questions (question_set, question_id, topic, text, options_json, provenance)
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            ))
             .bind(question_set_of(question))
             .bind(&question.question_id)
             .bind(i64::from(question.topic))
@@ -75,17 +76,18 @@ impl Store {
         offset: u32,
     ) -> Result<(u64, Vec<Question>), StoreError> {
         let topic = topic.map(i64::from);
-        let total: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM questions WHERE question_set = ? AND (? IS NULL OR topic = ?)")
-                .bind(question_set)
-                .bind(topic)
-                .bind(topic)
-                .fetch_one(&self.pool)
-                .await?;
-        let rows: Vec<QuestionRow> = sqlx::query_as(
+        let total: i64 = sqlx::query_scalar(numbered(
+            "SELECT COUNT(*) FROM questions WHERE question_set = ? AND (? IS NULL OR topic = ?)",
+        ))
+        .bind(question_set)
+        .bind(topic)
+        .bind(topic)
+        .fetch_one(&self.pool)
+        .await?;
+        let rows: Vec<QuestionRow> = sqlx::query_as(numbered(
             "SELECT question_set, question_id, topic, text, options_json FROM questions
              WHERE question_set = ? AND (? IS NULL OR topic = ?) ORDER BY rowid LIMIT ? OFFSET ?",
-        )
+        ))
         .bind(question_set)
         .bind(topic)
         .bind(topic)
@@ -98,10 +100,10 @@ impl Store {
     }
 
     pub async fn question(&self, question_set: &str, question_id: &str) -> Result<Question, StoreError> {
-        let row: Option<QuestionRow> = sqlx::query_as(
+        let row: Option<QuestionRow> = sqlx::query_as(numbered(
             "SELECT question_set, question_id, topic, text, options_json FROM questions
              WHERE question_set = ? AND question_id = ?",
-        )
+        ))
         .bind(question_set)
         .bind(question_id)
         .fetch_optional(&self.pool)

@@ -2,6 +2,7 @@
 
 use shared::review::ReviewRecord;
 
+use super::numbered;
 use super::{Store, StoreError};
 
 #[derive(sqlx::FromRow)]
@@ -16,7 +17,8 @@ struct RecordRow {
     edited_output: Option<String>,
     note: Option<String>,
     created_at: String,
-    is_current: bool,
+    /// 0 or 1 (an integer on both databases).
+    is_current: i64,
     supersedes: Option<i64>,
 }
 
@@ -42,7 +44,7 @@ impl TryFrom<RecordRow> for ReviewRecord {
             edited_output: row.edited_output,
             note: row.note,
             created_at: row.created_at,
-            is_current: row.is_current,
+            is_current: row.is_current != 0,
             supersedes: row.supersedes,
         })
     }
@@ -52,12 +54,12 @@ impl Store {
     /// All reviews of `run_id`'s instances (none for a run without reviews; 404 for no run).
     pub async fn review_records(&self, run_id: i64) -> Result<Vec<ReviewRecord>, StoreError> {
         self.run(run_id).await?;
-        let rows: Vec<RecordRow> = sqlx::query_as(
+        let rows: Vec<RecordRow> = sqlx::query_as(numbered(
             "SELECT r.review_id, r.instance_id, i.question_id, i.country_code, r.reviewer, r.decision,
                     r.corrected_code, r.edited_output, r.note, r.created_at, r.is_current, r.supersedes
              FROM reviews AS r JOIN instances AS i ON i.instance_id = r.instance_id
              WHERE i.run_id = ? ORDER BY r.review_id",
-        )
+        ))
         .bind(run_id)
         .fetch_all(&self.pool)
         .await?;

@@ -10,6 +10,7 @@ use shared::review::{NewReview, ReviewSettings};
 use shared::{Review, ReviewDecision, ReviewStatus};
 
 use super::instances::review_status_text;
+use super::{now, numbered};
 use super::{Store, StoreError, StoreTransaction};
 use crate::curation::{derive_review_status, ReviewLabel};
 
@@ -109,7 +110,7 @@ impl Store {
     pub async fn review_settings(&self, run_id: i64) -> Result<ReviewSettings, StoreError> {
         self.run(run_id).await?;
         let reviewers: Option<i64> =
-            sqlx::query_scalar("SELECT reviewers_per_instance FROM review_settings WHERE run_id = ?")
+            sqlx::query_scalar(numbered("SELECT reviewers_per_instance FROM review_settings WHERE run_id = ?"))
                 .bind(run_id)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -127,14 +128,14 @@ impl Store {
         const WHERE: &str = "FROM reviews AS r JOIN instances AS i ON i.instance_id = r.instance_id
             WHERE r.is_current = 1 AND (?1 IS NULL OR i.run_id = ?1) AND (?2 IS NULL OR r.reviewer = ?2)
               AND (?3 IS NULL OR r.instance_id = ?3)";
-        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) {WHERE}")))
+        let total: i64 = sqlx::query_scalar(numbered(format!("SELECT COUNT(*) {WHERE}")))
             .bind(filter.run_id)
             .bind(&filter.reviewer)
             .bind(filter.instance_id)
             .fetch_one(&self.pool)
             .await?;
         let order = if filter.newest_first { "DESC" } else { "ASC" };
-        let rows: Vec<ReviewRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<ReviewRow> = sqlx::query_as(numbered(format!(
             "SELECT {REVIEW_COLUMNS} {WHERE} ORDER BY r.review_id {order} LIMIT ?4 OFFSET ?5"
         )))
         .bind(filter.run_id)
@@ -150,11 +151,11 @@ impl Store {
 
     /// The labels of a run's current reviews, by instance and then reviewer.
     pub async fn review_labels(&self, run_id: i64) -> Result<Vec<LabelledReview>, StoreError> {
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(numbered(
             "SELECT r.instance_id, r.reviewer, r.label FROM reviews AS r
              JOIN instances AS i ON i.instance_id = r.instance_id
              WHERE i.run_id = ? AND r.is_current = 1 ORDER BY r.instance_id, r.reviewer",
-        )
+        ))
         .bind(run_id)
         .fetch_all(&self.pool)
         .await?;
@@ -177,26 +178,26 @@ impl StoreTransaction {
     ) -> Result<Review, StoreError> {
         let (run_id, aware_code) = self.instance_run_and_aware_code(instance_id).await?;
         let label = ReviewLabel::of(&review.decision, review.edited_output.as_deref(), aware_code);
-        let superseded: Option<i64> = sqlx::query_scalar(
+        let superseded: Option<i64> = sqlx::query_scalar(numbered(
             "SELECT review_id FROM reviews WHERE instance_id = ? AND reviewer = ? AND is_current = 1",
-        )
+        ))
         .bind(instance_id)
         .bind(reviewer)
         .fetch_optional(&mut *self.transaction)
         .await?;
         if let Some(superseded) = superseded {
-            sqlx::query("UPDATE reviews SET is_current = 0 WHERE review_id = ?")
+            sqlx::query(numbered("UPDATE reviews SET is_current = 0 WHERE review_id = ?"))
                 .bind(superseded)
                 .execute(&mut *self.transaction)
                 .await?;
         }
         let (decision, corrected_code) = decision_columns(&review.decision);
         let edited_output = review.edited_output.as_deref().map(str::trim).filter(|output| !output.is_empty());
-        let review_id: i64 = sqlx::query_scalar(
+        let review_id: i64 = sqlx::query_scalar(numbered(
             "INSERT INTO reviews
                  (instance_id, reviewer, decision, corrected_code, note, edited_output, label, supersedes, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) RETURNING review_id",
-        )
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING review_id",
+        ))
         .bind(instance_id)
         .bind(reviewer)
         .bind(decision)
@@ -205,6 +206,7 @@ impl StoreTransaction {
         .bind(edited_output)
         .bind(label.to_text())
         .bind(superseded)
+        .bind(now())
         .fetch_one(&mut *self.transaction)
         .await?;
         self.refresh_review_status(instance_id, run_id).await?;
@@ -221,7 +223,7 @@ impl StoreTransaction {
                 review.reviewer
             )));
         }
-        let latest: i64 = sqlx::query_scalar("SELECT MAX(review_id) FROM reviews WHERE reviewer = ?")
+        let latest: i64 = sqlx::query_scalar(numbered("SELECT MAX(review_id) FROM reviews WHERE reviewer = ?"))
             .bind(reviewer)
             .fetch_one(&mut *self.transaction)
             .await?;
@@ -230,13 +232,17 @@ impl StoreTransaction {
                 "review {review_id} is not {reviewer}'s latest review ({latest}); only the latest can be undone"
             )));
         }
-        let supersedes: Option<i64> = sqlx::query_scalar("SELECT supersedes FROM reviews WHERE review_id = ?")
+        let supersedes: Option<i64> =
+            sqlx::query_scalar(numbered("SELECT supersedes FROM reviews WHERE review_id = ?"))
+                .bind(review_id)
+                .fetch_one(&mut *self.transaction)
+                .await?;
+        sqlx::query(numbered("DELETE FROM reviews WHERE review_id = ?"))
             .bind(review_id)
-            .fetch_one(&mut *self.transaction)
+            .execute(&mut *self.transaction)
             .await?;
-        sqlx::query("DELETE FROM reviews WHERE review_id = ?").bind(review_id).execute(&mut *self.transaction).await?;
         if let Some(previous) = supersedes {
-            sqlx::query("UPDATE reviews SET is_current = 1 WHERE review_id = ?")
+            sqlx::query(numbered("UPDATE reviews SET is_current = 1 WHERE review_id = ?"))
                 .bind(previous)
                 .execute(&mut *self.transaction)
                 .await?;
@@ -248,25 +254,25 @@ impl StoreTransaction {
 
     /// Stores how many reviewers a run's instances need and refreshes the status of them all.
     pub async fn set_review_settings(&mut self, run_id: i64, settings: ReviewSettings) -> Result<(), StoreError> {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT run_id FROM runs WHERE run_id = ?")
+        let exists: Option<i64> = sqlx::query_scalar(numbered("SELECT run_id FROM runs WHERE run_id = ?"))
             .bind(run_id)
             .fetch_optional(&mut *self.transaction)
             .await?;
         if exists.is_none() {
             return Err(StoreError::NotFound(format!("run {run_id}")));
         }
-        sqlx::query(
+        sqlx::query(numbered(
             "INSERT INTO review_settings (run_id, reviewers_per_instance) VALUES (?, ?)
              ON CONFLICT (run_id) DO UPDATE SET reviewers_per_instance = excluded.reviewers_per_instance",
-        )
+        ))
         .bind(run_id)
         .bind(i64::from(settings.reviewers_per_instance))
         .execute(&mut *self.transaction)
         .await?;
-        let rows: Vec<(i64, String)> = sqlx::query_as(
+        let rows: Vec<(i64, String)> = sqlx::query_as(numbered(
             "SELECT r.instance_id, r.label FROM reviews AS r JOIN instances AS i ON i.instance_id = r.instance_id
              WHERE i.run_id = ? AND r.is_current = 1",
-        )
+        ))
         .bind(run_id)
         .fetch_all(&mut *self.transaction)
         .await?;
@@ -274,7 +280,7 @@ impl StoreTransaction {
         for (instance_id, label) in rows {
             labels_by_instance.entry(instance_id).or_default().push(parse_label(&label)?);
         }
-        sqlx::query("UPDATE instances SET review_status = ? WHERE run_id = ?")
+        sqlx::query(numbered("UPDATE instances SET review_status = ? WHERE run_id = ?"))
             .bind(review_status_text(ReviewStatus::Pending))
             .bind(run_id)
             .execute(&mut *self.transaction)
@@ -287,23 +293,22 @@ impl StoreTransaction {
     }
 
     async fn review(&mut self, review_id: i64) -> Result<Review, StoreError> {
-        let row: Option<ReviewRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {REVIEW_COLUMNS} FROM reviews AS r WHERE r.review_id = ?"
-        )))
-        .bind(review_id)
-        .fetch_optional(&mut *self.transaction)
-        .await?;
+        let row: Option<ReviewRow> =
+            sqlx::query_as(numbered(format!("SELECT {REVIEW_COLUMNS} FROM reviews AS r WHERE r.review_id = ?")))
+                .bind(review_id)
+                .fetch_optional(&mut *self.transaction)
+                .await?;
         row.ok_or_else(|| StoreError::NotFound(format!("review {review_id}")))?.into_review()
     }
 
     async fn refresh_review_status(&mut self, instance_id: i64, run_id: i64) -> Result<(), StoreError> {
         let required: Option<i64> =
-            sqlx::query_scalar("SELECT reviewers_per_instance FROM review_settings WHERE run_id = ?")
+            sqlx::query_scalar(numbered("SELECT reviewers_per_instance FROM review_settings WHERE run_id = ?"))
                 .bind(run_id)
                 .fetch_optional(&mut *self.transaction)
                 .await?;
         let labels: Vec<String> =
-            sqlx::query_scalar("SELECT label FROM reviews WHERE instance_id = ? AND is_current = 1")
+            sqlx::query_scalar(numbered("SELECT label FROM reviews WHERE instance_id = ? AND is_current = 1"))
                 .bind(instance_id)
                 .fetch_all(&mut *self.transaction)
                 .await?;
@@ -313,7 +318,7 @@ impl StoreTransaction {
     }
 
     async fn set_review_status(&mut self, instance_id: i64, status: ReviewStatus) -> Result<(), StoreError> {
-        sqlx::query("UPDATE instances SET review_status = ? WHERE instance_id = ?")
+        sqlx::query(numbered("UPDATE instances SET review_status = ? WHERE instance_id = ?"))
             .bind(review_status_text(status))
             .bind(instance_id)
             .execute(&mut *self.transaction)

@@ -3,6 +3,7 @@
 
 use shared::auth::{Account, Revoked, Role, User};
 
+use super::{now, numbered, timestamp};
 use super::{Store, StoreError};
 
 /// A stored account with what logging in checks.
@@ -21,13 +22,14 @@ pub(super) fn parse_role(text: &str) -> Result<Role, StoreError> {
 impl Store {
     /// Adds an account; a taken username is a conflict.
     pub async fn add_user(&self, username: &str, password_hash: &str, role: Role) -> Result<User, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT OR IGNORE INTO users (username, password_hash, role, created_at)
-             VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-        )
+        let inserted = sqlx::query(numbered(
+            "INSERT INTO users (username, password_hash, role, created_at)
+             VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        ))
         .bind(username)
         .bind(password_hash)
         .bind(role.as_str())
+        .bind(now())
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -39,19 +41,25 @@ impl Store {
 
     /// Whether any account exists: without one the server runs in open local mode.
     pub async fn has_users(&self) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)").fetch_one(&self.pool).await?)
+        // Counted, not EXISTS: SQLite answers that with an integer, PostgreSQL with a boolean.
+        let found: i64 = sqlx::query_scalar(numbered("SELECT COUNT(*) FROM (SELECT 1 FROM users LIMIT 1) AS one_user"))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(found > 0)
     }
 
     /// All accounts, by name.
     pub async fn users(&self) -> Result<Vec<User>, StoreError> {
         let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT username, role FROM users ORDER BY username").fetch_all(&self.pool).await?;
+            sqlx::query_as(numbered("SELECT username, role FROM users ORDER BY username"))
+                .fetch_all(&self.pool)
+                .await?;
         rows.into_iter().map(|(username, role)| Ok(User { username, role: parse_role(&role)? })).collect()
     }
 
     pub async fn credentials(&self, username: &str) -> Result<Option<Credentials>, StoreError> {
         let row: Option<(i64, String, String, String)> =
-            sqlx::query_as("SELECT user_id, username, role, password_hash FROM users WHERE username = ?")
+            sqlx::query_as(numbered("SELECT user_id, username, role, password_hash FROM users WHERE username = ?"))
                 .bind(username)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -63,17 +71,19 @@ impl Store {
 
     /// Starts a session for `user_id` that lasts `lifetime_days`; expired sessions go on the way.
     pub async fn create_session(&self, user_id: i64, token_sha256: &str, lifetime_days: u32) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now')")
+        let mut transaction = self.write_transaction().await?;
+        sqlx::query(numbered("DELETE FROM sessions WHERE expires_at <= ?"))
+            .bind(now())
             .execute(&mut *transaction)
             .await?;
-        sqlx::query(
-            "INSERT INTO sessions (token_sha256, user_id, created_at, expires_at)
-             VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?))",
-        )
+        let expires = time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(lifetime_days));
+        sqlx::query(numbered(
+            "INSERT INTO sessions (token_sha256, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        ))
         .bind(token_sha256)
         .bind(user_id)
-        .bind(format!("+{lifetime_days} days"))
+        .bind(now())
+        .bind(timestamp(expires))
         .execute(&mut *transaction)
         .await?;
         transaction.commit().await?;
@@ -82,28 +92,34 @@ impl Store {
 
     /// The user of an unexpired session.
     pub async fn session_user(&self, token_sha256: &str) -> Result<Option<User>, StoreError> {
-        let row: Option<(String, String)> = sqlx::query_as(
+        let row: Option<(String, String)> = sqlx::query_as(numbered(
             "SELECT u.username, u.role FROM sessions AS s JOIN users AS u ON u.user_id = s.user_id
-             WHERE s.token_sha256 = ? AND s.expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-        )
+             WHERE s.token_sha256 = ? AND s.expires_at > ?",
+        ))
         .bind(token_sha256)
+        .bind(now())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|(username, role)| Ok(User { username, role: parse_role(&role)? })).transpose()
     }
 
     pub async fn delete_session(&self, token_sha256: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE token_sha256 = ?").bind(token_sha256).execute(&self.pool).await?;
+        sqlx::query(numbered("DELETE FROM sessions WHERE token_sha256 = ?"))
+            .bind(token_sha256)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Removes an account, its sessions and its API tokens (its reviews stay, under its name).
     /// The last admin stays while other accounts exist: someone must be able to administer them.
     pub async fn remove_user(&self, username: &str) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut transaction = self.write_transaction().await?;
         keeps_an_admin(&mut transaction, username, None).await?;
-        let removed =
-            sqlx::query("DELETE FROM users WHERE username = ?").bind(username).execute(&mut *transaction).await?;
+        let removed = sqlx::query(numbered("DELETE FROM users WHERE username = ?"))
+            .bind(username)
+            .execute(&mut *transaction)
+            .await?;
         if removed.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user '{username}'")));
         }
@@ -113,13 +129,14 @@ impl Store {
 
     /// Every account with its creation time and how many sessions and API tokens it holds.
     pub async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
-        let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+        let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(numbered(
             "SELECT u.username, u.role, u.created_at,
                     (SELECT COUNT(*) FROM sessions AS s
-                     WHERE s.user_id = u.user_id AND s.expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+                     WHERE s.user_id = u.user_id AND s.expires_at > ?),
                     (SELECT COUNT(*) FROM api_tokens AS t WHERE t.user_id = u.user_id)
              FROM users AS u ORDER BY u.username",
-        )
+        ))
+        .bind(now())
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
@@ -153,8 +170,8 @@ impl Store {
         role: Option<Role>,
         password_hash: Option<&str>,
     ) -> Result<User, StoreError> {
-        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let current: Option<String> = sqlx::query_scalar("SELECT role FROM users WHERE username = ?")
+        let mut transaction = self.write_transaction().await?;
+        let current: Option<String> = sqlx::query_scalar(numbered("SELECT role FROM users WHERE username = ?"))
             .bind(username)
             .fetch_optional(&mut *transaction)
             .await?;
@@ -162,7 +179,7 @@ impl Store {
         let role = match role {
             Some(role) => {
                 keeps_an_admin(&mut transaction, username, Some(role)).await?;
-                sqlx::query("UPDATE users SET role = ? WHERE username = ?")
+                sqlx::query(numbered("UPDATE users SET role = ? WHERE username = ?"))
                     .bind(role.as_str())
                     .bind(username)
                     .execute(&mut *transaction)
@@ -172,15 +189,17 @@ impl Store {
             None => parse_role(&current)?,
         };
         if let Some(password_hash) = password_hash {
-            sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
+            sqlx::query(numbered("UPDATE users SET password_hash = ? WHERE username = ?"))
                 .bind(password_hash)
                 .bind(username)
                 .execute(&mut *transaction)
                 .await?;
-            sqlx::query("DELETE FROM sessions WHERE user_id = (SELECT user_id FROM users WHERE username = ?)")
-                .bind(username)
-                .execute(&mut *transaction)
-                .await?;
+            sqlx::query(numbered(
+                "DELETE FROM sessions WHERE user_id = (SELECT user_id FROM users WHERE username = ?)",
+            ))
+            .bind(username)
+            .execute(&mut *transaction)
+            .await?;
         }
         transaction.commit().await?;
         Ok(User { username: username.to_string(), role })
@@ -188,20 +207,24 @@ impl Store {
 
     /// Ends every session of an account and revokes its API tokens (one transaction).
     pub async fn revoke_credentials(&self, username: &str) -> Result<Revoked, StoreError> {
-        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut transaction = self.write_transaction().await?;
         let user_id = user_id_of(&mut transaction, username).await?;
-        let sessions =
-            sqlx::query("DELETE FROM sessions WHERE user_id = ?").bind(user_id).execute(&mut *transaction).await?;
-        let api_tokens =
-            sqlx::query("DELETE FROM api_tokens WHERE user_id = ?").bind(user_id).execute(&mut *transaction).await?;
+        let sessions = sqlx::query(numbered("DELETE FROM sessions WHERE user_id = ?"))
+            .bind(user_id)
+            .execute(&mut *transaction)
+            .await?;
+        let api_tokens = sqlx::query(numbered("DELETE FROM api_tokens WHERE user_id = ?"))
+            .bind(user_id)
+            .execute(&mut *transaction)
+            .await?;
         transaction.commit().await?;
         Ok(Revoked { sessions: sessions.rows_affected(), api_tokens: api_tokens.rows_affected() })
     }
 }
 
 /// The id of `username`'s account, read inside a transaction; a missing account is not found.
-pub(super) async fn user_id_of(transaction: &mut sqlx::SqliteConnection, username: &str) -> Result<i64, StoreError> {
-    let user_id: Option<i64> = sqlx::query_scalar("SELECT user_id FROM users WHERE username = ?")
+pub(super) async fn user_id_of(transaction: &mut sqlx::AnyConnection, username: &str) -> Result<i64, StoreError> {
+    let user_id: Option<i64> = sqlx::query_scalar(numbered("SELECT user_id FROM users WHERE username = ?"))
         .bind(username)
         .fetch_optional(&mut *transaction)
         .await?;
@@ -211,22 +234,22 @@ pub(super) async fn user_id_of(transaction: &mut sqlx::SqliteConnection, usernam
 /// Fails when `username` is the last admin, other accounts exist, and it would stop being an admin
 /// (removed: `new_role` `None`, or given another role).
 async fn keeps_an_admin(
-    transaction: &mut sqlx::SqliteConnection,
+    transaction: &mut sqlx::AnyConnection,
     username: &str,
     new_role: Option<Role>,
 ) -> Result<(), StoreError> {
     if new_role == Some(Role::Admin) {
         return Ok(());
     }
-    let (is_admin, admins, accounts): (bool, i64, i64) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM users WHERE username = ? AND role = 'admin'),
+    let (is_admin, admins, accounts): (i64, i64, i64) = sqlx::query_as(numbered(
+        "SELECT (SELECT COUNT(*) FROM users WHERE username = ? AND role = 'admin'),
                 (SELECT COUNT(*) FROM users WHERE role = 'admin'),
                 (SELECT COUNT(*) FROM users)",
-    )
+    ))
     .bind(username)
     .fetch_one(&mut *transaction)
     .await?;
-    if is_admin && admins == 1 && accounts > 1 {
+    if is_admin > 0 && admins == 1 && accounts > 1 {
         return Err(StoreError::Conflict(format!("{username} is the last admin: make another account admin first")));
     }
     Ok(())

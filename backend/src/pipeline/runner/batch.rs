@@ -154,7 +154,7 @@ pub async fn read_batch(runner: &Runner, run_id: i64, file: &Path) -> Result<Bat
         }
         let answer = if sampled {
             let reply = crate::remote::reply_text(&replies[0].1)
-                .map_err(|message| RemoteError::Reply { url: file.display().to_string(), message })?;
+                .map_err(|message| RemoteError::Reply { endpoint: format!("results of {prompt_id}"), message })?;
             let code = option_answer_code(&reply, item.question);
             new_answer(&question_set, item, Some(reply), code, None)
         } else {

@@ -26,7 +26,7 @@ impl RunEngine {
         match self {
             RunEngine::Local(engine) => Ok(engine),
             RunEngine::Remote(remote) => Err(RunnerError::Remote(RemoteError::Reply {
-                url: remote.config().url.clone(),
+                endpoint: format!("the remote engine of {}", remote.config().model),
                 message: format!("{what} needs the in-process engine: a run with a remote engine cannot do it"),
             })),
         }
