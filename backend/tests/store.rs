@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use culturespa::store::{InstanceFilter, NewAnswer, Store, StoreError, WVS_SET};
+use culturespa::store::{InstanceFilter, NewAnswer, ReviewFilter, Store, StoreError, WVS_SET};
 use culturespa::survey::SurveyData;
 use shared::review::NewReview;
 use shared::{
@@ -184,6 +184,14 @@ async fn instances_are_collected_once_and_reviews_set_their_status() {
     ));
     let reviews: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reviews").fetch_one(store.pool()).await.unwrap();
     assert_eq!(reviews, 2);
+    let by_ann = ReviewFilter { run_id: Some(run.run_id), reviewer: Some("ann".into()), ..Default::default() };
+    let (total, listed) = store.reviews(&by_ann, 10, 0).await.unwrap();
+    assert_eq!(
+        (total, listed[0].instance_id, listed[1].instance_id),
+        (2, instances[0].instance_id, instances[1].instance_id)
+    );
+    let nobody = ReviewFilter { reviewer: Some("bob".into()), ..Default::default() };
+    assert_eq!(store.reviews(&nobody, 10, 0).await.unwrap().0, 0);
 }
 
 #[tokio::test]

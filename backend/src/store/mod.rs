@@ -221,27 +221,35 @@ impl StoreTransaction {
     }
 }
 
-/// SQL with its `?` parameters numbered (`$1`, `$2`, … in order), which both SQLite and
-/// PostgreSQL read: one text for both databases. A `?` inside a quoted string stays as it is.
+/// SQL with its `?` parameters numbered (`$1`, `$2`, … in order; `?N` keeps its number), which
+/// both SQLite and PostgreSQL read: one text for both databases. A `?` inside a quoted string
+/// stays as it is.
 fn numbered(sql: impl AsRef<str>) -> AssertSqlSafe<String> {
-    let sql = sql.as_ref();
+    AssertSqlSafe(number_parameters(sql.as_ref()))
+}
+
+fn number_parameters(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 16);
     let (mut number, mut quoted) = (0, false);
-    for character in sql.chars() {
+    let mut characters = sql.chars().peekable();
+    while let Some(character) = characters.next() {
         match character {
             '\'' => {
                 quoted = !quoted;
                 out.push(character);
             }
             '?' if !quoted => {
-                number += 1;
                 out.push('$');
+                if characters.peek().is_some_and(char::is_ascii_digit) {
+                    continue; // `?N`: its digits follow as they are
+                }
+                number += 1;
                 out.push_str(&number.to_string());
             }
             _ => out.push(character),
         }
     }
-    AssertSqlSafe(out)
+    out
 }
 
 /// A time as the store writes it: UTC, ISO 8601 with milliseconds (`2026-12-07T06:05:16.123Z`),
@@ -274,4 +282,16 @@ fn from_json<T: serde::de::DeserializeOwned>(
     text: &str,
 ) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|source| StoreError::Json { table, column, source })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parameters_are_numbered_in_order_outside_quotes() {
+        assert_eq!(
+            super::number_parameters("a = ? AND b LIKE '?%' AND c IN (?, ?)"),
+            "a = $1 AND b LIKE '?%' AND c IN ($2, $3)"
+        );
+        assert_eq!(super::number_parameters("(?1 IS NULL OR x = ?1) LIMIT ?2"), "($1 IS NULL OR x = $1) LIMIT $2");
+    }
 }
