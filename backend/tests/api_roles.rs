@@ -49,6 +49,7 @@ fn matrix(instance_id: i64) -> Vec<(Method, &'static str, String, Option<Value>,
         get("/questions/{question_id}/answers", "/api/questions/Q1/answers?run=1", Public),
         get("/models", "/api/models", Public),
         get("/engines", "/api/engines", Collaborator),
+        get("/openapi.json", "/api/openapi.json", Public),
         get("/runs", "/api/runs", Public),
         // Valid JSON that the validator refuses: past the role check, nothing is launched.
         (
@@ -125,33 +126,6 @@ fn matrix(instance_id: i64) -> Vec<(Method, &'static str, String, Option<Value>,
     ]
 }
 
-/// The routes the router declares: `(method, path)` of every `.route(...)` in api/mod.rs, and of
-/// the OpenAI-compatible endpoint's (under `/v1`), however rustfmt lays the calls out.
-fn declared_routes() -> BTreeSet<(String, String)> {
-    let sources = [("", include_str!("../src/api/mod.rs")), ("/v1", include_str!("../src/api/openai/mod.rs"))];
-    let mut routes = BTreeSet::new();
-    for (prefix, source) in sources {
-        for call in source.split(".route(\"").skip(1) {
-            let raw_path = call.split('"').next().unwrap();
-            // The handlers: up to the end of this `.route(...)` call's arguments.
-            let rest = &call[raw_path.len()..];
-            let end = [".route(", ".fallback(", ".layer(", ";"].iter().filter_map(|stop| rest.find(stop)).min();
-            let handlers = &rest[..end.unwrap_or(rest.len())];
-            let path = format!("{prefix}{raw_path}");
-            for method in ["get", "post", "put", "delete", "patch"] {
-                let called = handlers.match_indices(&format!("{method}(")).any(|(at, _)| {
-                    at == 0
-                        || !handlers.as_bytes()[at - 1].is_ascii_alphanumeric() && handlers.as_bytes()[at - 1] != b'_'
-                });
-                if called {
-                    routes.insert((method.to_uppercase(), path.clone()));
-                }
-            }
-        }
-    }
-    routes
-}
-
 async fn status(
     state: &AppState,
     method: &Method,
@@ -222,7 +196,7 @@ async fn every_route_lets_in_the_roles_of_its_row_and_no_others() {
     let rows = matrix(instance_id);
     let covered: BTreeSet<(String, String)> =
         rows.iter().map(|(method, route, ..)| (method.to_string(), route.to_string())).collect();
-    assert_eq!(covered, declared_routes(), "each route of the router has exactly one row");
+    assert_eq!(covered, common::declared_routes(), "each route of the router has exactly one row");
 
     let refused = |status: StatusCode| matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
     let mut wrong = Vec::new();

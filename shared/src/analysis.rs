@@ -19,6 +19,7 @@ pub fn parse_variant(text: &str) -> Option<PromptVariant> {
 
 /// A culture that got no score (or no place on the map), and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SkippedCulture {
     pub country_code: String,
     pub reason: String,
@@ -26,6 +27,7 @@ pub struct SkippedCulture {
 
 /// Whom a setting's answers were scored against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ScoredAgainst {
     /// Each culture's answers against that culture (the prompt names it).
@@ -36,6 +38,7 @@ pub enum ScoredAgainst {
 
 /// The scores of one released setting (one run of the paper).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SettingScores {
     /// The file name without `wvs_result_`, the culture and the run, e.g. `culture_aware`.
     pub setting: String,
@@ -55,6 +58,7 @@ pub struct SettingScores {
 
 /// A file of a released folder that was not read, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SkippedFile {
     pub file_name: String,
     pub reason: String,
@@ -62,6 +66,7 @@ pub struct SkippedFile {
 
 /// Every setting of a released folder (`GET /api/scores/released`, `culturespa score-released`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReleasedScores {
     pub source: String,
     pub settings: Vec<SettingScores>,
@@ -70,6 +75,7 @@ pub struct ReleasedScores {
 
 /// The paper's score of one culture on one topic's questions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TopicScore {
     /// Topic index 0–12.
     pub topic: u8,
@@ -80,6 +86,7 @@ pub struct TopicScore {
 
 /// One culture's scores per topic, in topic order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CultureTopicScores {
     pub country_code: String,
     pub topics: Vec<TopicScore>,
@@ -87,6 +94,7 @@ pub struct CultureTopicScores {
 
 /// `GET /api/scores?run=ID&variant=P1`: the paper's metric for a stored run's answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunScores {
     pub run_id: i64,
     pub run_name: String,
@@ -109,6 +117,7 @@ pub struct RunScores {
 /// One merge of a clustering, numbered as SciPy's linkage matrix: leaves are 0..n, the cluster
 /// made by merge k is n + k.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Merge {
     pub left: usize,
     pub right: usize,
@@ -120,6 +129,7 @@ pub struct Merge {
 
 /// A dendrogram of the cultures and its leaf order (similar cultures next to each other).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Clustering {
     pub order: Vec<String>,
     pub merges: Vec<Merge>,
@@ -127,6 +137,7 @@ pub struct Clustering {
 
 /// Which matrix `GET /api/relations` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RelationKind {
     /// Similarity of the cultures' human majority answers (`country_similarity.json`).
@@ -139,6 +150,7 @@ pub enum RelationKind {
 
 /// Another culture and its matrix value with the culture it is listed for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Neighbour {
     pub country_code: String,
     pub value: f64,
@@ -146,6 +158,7 @@ pub struct Neighbour {
 
 /// A culture's 3 highest and 3 lowest matrix values with the others.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CultureNeighbours {
     pub country_code: String,
     /// Highest value first (for similarities: the P2 prompt's S1, S2, S3).
@@ -156,6 +169,7 @@ pub struct CultureNeighbours {
 
 /// `GET /api/relations?source=human|run:ID|difference:ID`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Relations {
     /// The source as asked for, normalised: `human`, `run:1`, `difference:1`.
     pub source: String,
@@ -177,6 +191,7 @@ pub struct Relations {
 
 /// The two axes of the culture map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MapDimension {
     /// Traditional (−) ↔ secular-rational (+): the x axis.
@@ -188,6 +203,7 @@ pub enum MapDimension {
 /// One item of the map: a value per culture from one or more WVS questions, oriented so that
 /// higher is more secular / more self-expressive, standardised over the 18 cultures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MapItem {
     pub key: String,
     pub label: String,
@@ -202,6 +218,7 @@ pub struct MapItem {
 
 /// A place on the map: x = secular-rational, y = self-expression (mean item z-scores).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MapPoint {
     pub country_code: String,
     pub secular_rational: f64,
@@ -212,6 +229,7 @@ pub struct MapPoint {
 
 /// A run's culture-aware personas placed on the human map.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MapPersonas {
     pub run_id: i64,
     pub run_name: String,
@@ -226,6 +244,7 @@ pub struct MapPersonas {
 
 /// A persona's move from one run to another.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MapArrow {
     pub country_code: String,
     pub from_secular_rational: f64,
@@ -236,6 +255,7 @@ pub struct MapArrow {
 
 /// `GET /api/culture-map?run=ID&compare=ID`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CultureMap {
     /// How the coordinates are made, for a person.
     pub method: String,
@@ -252,6 +272,7 @@ pub struct CultureMap {
 
 /// A 95 % interval (bootstrap percentiles).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Interval {
     pub low: f64,
     pub high: f64,
@@ -261,6 +282,7 @@ pub struct Interval {
 /// sensitivity`: whether a culture persona moves a model's answers (movement) and whether it moves
 /// them toward that culture's people (direction).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PersonaMeter {
     pub run_id: i64,
     pub variant: PromptVariant,
@@ -289,6 +311,7 @@ pub struct PersonaMeter {
 /// on the same questions, the change with a 95 % bootstrap interval over the questions, and what
 /// a uniform answerer (every option equally likely) gets on them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PersonaDirection {
     pub country_code: String,
     pub questions: u32,

@@ -6,6 +6,7 @@ use crate::Question;
 
 /// Every list endpoint answers `{"total": N, "items": [...]}`; `limit`/`offset` page through it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub total: u64,
     pub items: Vec<T>,
@@ -13,6 +14,7 @@ pub struct Page<T> {
 
 /// The JSON body of every API error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// A short machine-readable kind: `not_found`, `bad_request`, `internal`.
     pub error: String,
@@ -22,6 +24,7 @@ pub struct ErrorBody {
 
 /// Query of `GET /api/questions`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QuestionQuery {
     /// Topic index 0–12, or the topic's name.
     pub topic: Option<String>,
@@ -31,6 +34,7 @@ pub struct QuestionQuery {
 
 /// `GET /api/questions/{id}` with its human answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QuestionDetail {
     pub question: Question,
     pub human: Vec<crate::HumanDistribution>,
@@ -38,6 +42,7 @@ pub struct QuestionDetail {
 
 /// `GET /api/health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     pub status: String,
     pub version: String,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// What a user may do. Every role may review; collaborators also see agreement and set how many
 /// reviewers a run needs; admins may do everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Annotator,
@@ -35,6 +36,7 @@ impl Role {
 
 /// How the server decides who may write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AccessMode {
     /// No user account exists: one machine, anyone may review under a name they give.
@@ -44,6 +46,7 @@ pub enum AccessMode {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub username: String,
     pub role: Role,
@@ -51,6 +54,7 @@ pub struct User {
 
 /// `GET /api/me`: the access mode and who is logged in (never anyone in open mode).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Me {
     pub mode: AccessMode,
     pub user: Option<User>,
@@ -58,6 +62,7 @@ pub struct Me {
 
 /// `POST /api/login`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Login {
     pub username: String,
     pub password: String,
@@ -65,6 +70,7 @@ pub struct Login {
 
 /// A personal API token as its owner sees it: never the secret, which is shown once at creation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiToken {
     pub token_id: i64,
     pub name: String,
@@ -75,6 +81,7 @@ pub struct ApiToken {
 
 /// `POST /api/tokens`: a name for the new token (what it is for: "table script", "laptop").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewApiToken {
     pub name: String,
 }
@@ -82,6 +89,7 @@ pub struct NewApiToken {
 /// The answer to `POST /api/tokens`: the token and its secret, which the server does not keep
 /// (send it as `Authorization: Bearer SECRET`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedApiToken {
     pub token: ApiToken,
     pub secret: String,
@@ -89,6 +97,7 @@ pub struct CreatedApiToken {
 
 /// `POST /api/users` (admins): a new account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewUser {
     pub username: String,
     pub password: String,
@@ -97,6 +106,7 @@ pub struct NewUser {
 
 /// `PUT /api/users/{username}` (admins): change the role, set a new password, or both.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,6 +118,7 @@ pub struct UserChange {
 
 /// An account as the admin page lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Account {
     pub username: String,
     pub role: Role,
@@ -119,6 +130,7 @@ pub struct Account {
 
 /// `POST /api/users/{username}/revoke`: what ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Revoked {
     pub sessions: u64,
     pub api_tokens: u64,

@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// A world region, used to group cultures in tables and charts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Region {
     NorthAmerica,
@@ -27,6 +28,7 @@ impl Region {
 
 /// One of the 18 cultures of the paper, identified by its ISO 3166 alpha-3 country code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Culture {
     /// ISO alpha-3 code, e.g. `USA`.
     pub country_code: String,
@@ -43,6 +45,7 @@ pub struct Culture {
 
 /// A WVS topic (one of 13); `index` follows the paper's order (0 = Social Values ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Topic {
     pub index: u8,
     pub name: String,
@@ -55,6 +58,7 @@ pub struct Topic {
 
 /// One answer option with the code the model is asked to return and humans answered with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QuestionOption {
     pub code: u32,
     pub text: String,
@@ -62,6 +66,7 @@ pub struct QuestionOption {
 
 /// Where a question comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum QuestionSource {
     /// A World Values Survey wave 7 question.
@@ -71,6 +76,7 @@ pub enum QuestionSource {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Question {
     /// `Q1`..`Q259` (+ `Q234A`) for WVS questions; generated ones are unique within their set.
     pub question_id: String,
@@ -90,6 +96,7 @@ impl Question {
 /// The share of a culture's respondents that gave each answer code (as in the WVS file: shares of
 /// all respondents, so they may sum to less than 1), sorted by descending share.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HumanDistribution {
     pub country_code: String,
     pub question_id: String,
@@ -97,6 +104,7 @@ pub struct HumanDistribution {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CodeShare {
     pub code: u32,
     pub share: f64,
@@ -111,6 +119,7 @@ impl HumanDistribution {
 
 /// How a question is put to the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PromptVariant {
     /// No culture in the prompt ("a real person with your own set of values").
@@ -158,6 +167,7 @@ impl PromptVariant {
 
 /// One model answer to one question, in one setting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Answer {
     pub run_id: i64,
     pub question_id: String,
@@ -178,6 +188,7 @@ pub struct Answer {
 
 /// Where an instance stands in review.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewStatus {
     /// Fewer current reviews than the run asks for.
@@ -193,6 +204,7 @@ pub enum ReviewStatus {
 
 /// A culture-related instance: the culture-aware answer differs from the culture-unaware one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Instance {
     pub instance_id: i64,
     pub run_id: i64,
@@ -206,6 +218,7 @@ pub struct Instance {
 
 /// What a reviewer decided about an instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "decision")]
 pub enum ReviewDecision {
     Accept,
@@ -219,6 +232,7 @@ pub enum ReviewDecision {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Review {
     pub review_id: i64,
     pub instance_id: i64,
@@ -235,6 +249,7 @@ pub struct Review {
 
 /// A culture's alignment score: the paper's metric (×100) and, where distributions exist, 1 − JSD.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CultureScore {
     pub country_code: String,
     /// The paper's score, ×100.
@@ -249,6 +264,7 @@ pub struct CultureScore {
 
 /// The alignment of one model setting to each culture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Evaluation {
     pub evaluation_id: i64,
     pub run_id: Option<i64>,

@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a model comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ModelKind {
     /// Named by the shipped catalogue (`scripts/fetch-model.sh NAME` installs it).
@@ -12,6 +13,7 @@ pub enum ModelKind {
 
 /// A model runs can name: `GET /api/models`, `culturespa models`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelListing {
     pub name: String,
     pub title: String,

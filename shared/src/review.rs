@@ -6,6 +6,7 @@ use crate::{Answer, HumanDistribution, Instance, Question, Review, ReviewDecisio
 
 /// An instance in a listing, with what a person needs to read it at a glance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InstanceItem {
     #[serde(flatten)]
     pub instance: Instance,
@@ -22,6 +23,7 @@ pub struct InstanceItem {
 
 /// `GET /api/instances/{id}`: everything needed to judge an instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InstanceDetail {
     pub item: InstanceItem,
     pub question: Question,
@@ -41,6 +43,7 @@ pub struct InstanceDetail {
 
 /// `POST /api/instances/{id}/reviews`, e.g. `{"decision": "change_answer", "code": 3}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewReview {
     #[serde(flatten)]
     pub decision: ReviewDecision,
@@ -56,6 +59,7 @@ pub struct NewReview {
 
 /// `GET`/`PUT /api/runs/{id}/review-settings`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReviewSettings {
     /// How many reviewers must review an instance before it counts as decided.
     pub reviewers_per_instance: u32,
@@ -69,6 +73,7 @@ impl Default for ReviewSettings {
 
 /// How well two reviewers agree on the instances both reviewed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PairAgreement {
     pub reviewer_a: String,
     pub reviewer_b: String,
@@ -80,6 +85,7 @@ pub struct PairAgreement {
 /// `GET /api/runs/{id}/agreement`. Reviews compare by what they say the instance should be: the
 /// same answer (accept, change answer, edit), reject, or flag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Agreement {
     pub run_id: i64,
     pub reviewers: Vec<String>,
@@ -98,6 +104,7 @@ pub struct Agreement {
 /// One review as the raw export writes it (every review of a run, current or superseded), one
 /// flat record so that it is a CSV row as well as a JSON object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReviewRecord {
     pub review_id: i64,
     pub instance_id: i64,

@@ -4,6 +4,7 @@ use crate::PromptVariant;
 
 /// A stage of the CultureSPA method, in the order a run does them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Generate,
@@ -33,6 +34,7 @@ impl Stage {
 
 /// How the model answers a question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AnswerMode {
     /// One forward pass; the probability of each option code. The default on CPU.
@@ -45,6 +47,7 @@ pub enum AnswerMode {
 /// Where a culture-aware prompt puts the persona (a lever of the persona meter; the paper's is the
 /// system turn).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PersonaPlacement {
     /// The paper's prompts.
@@ -73,6 +76,7 @@ impl PersonaPlacement {
 /// How scoring mode turns the model's next-token distribution into option probabilities (a lever
 /// of the persona meter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ScoringFormulation {
     /// The paper's: the probability of each option's code as the first token of the reply,
@@ -98,6 +102,7 @@ impl ScoringFormulation {
 /// How scoring mode corrects the option distribution for the model's prior over options. Both
 /// the raw and the calibrated distribution are stored; the calibrated one is the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Calibration {
     /// The model's distribution as it is.
@@ -125,6 +130,7 @@ impl Calibration {
 
 /// Which questions of each topic a run takes when it takes `questions_per_topic` of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum QuestionSelection {
     /// The first ones, in the set's order.
@@ -137,6 +143,7 @@ pub enum QuestionSelection {
 /// A run's stored configuration. Everything a run does follows from it (and its seed). A field
 /// it does not know is an error (a typo would otherwise be a setting silently left at its default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     pub name: String,
@@ -198,6 +205,7 @@ pub struct RunConfig {
 
 /// A remote OpenAI-compatible engine as a run names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RemoteEngineConfig {
     /// The server's OpenAI base URL, e.g. `http://gpu-box:8000/v1`.
@@ -220,6 +228,7 @@ pub struct RemoteEngineConfig {
 
 /// A remote engine the server offers in the run form (configured by whoever runs the server).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RemoteEngineListing {
     pub name: String,
     pub engine: RemoteEngineConfig,
@@ -227,6 +236,7 @@ pub struct RemoteEngineListing {
 
 /// Culture-joint (one adapter from every culture's instances) or culture-specific (one per culture).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TrainingMode {
     #[default]
@@ -246,6 +256,7 @@ impl TrainingMode {
 /// LoRA fine-tuning settings of a run's Train stage. Defaults are the paper's: rank 8, alpha 16,
 /// dropout 0, learning rate 1e-4 (cosine, 10 % warmup), one epoch, effective batch 128.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainingConfig {
     pub mode: TrainingMode,
@@ -284,6 +295,7 @@ impl Default for TrainingConfig {
 /// An adapter folder (PEFT layout) and whether to merge it into the weights (faster) or run it
 /// beside them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AdapterConfig {
     pub path: String,
@@ -299,6 +311,7 @@ fn merged_by_default() -> bool {
 /// replies one question may take before it is given up (a reply that holds no question is
 /// recorded as a skip and drawn again with the next attempt's seed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct GenerationSettings {
     /// Replies drawn for one question at most (1 = no retry).
@@ -338,6 +351,7 @@ fn default_seed() -> u64 {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Pending,
@@ -362,6 +376,7 @@ impl RunStatus {
 
 /// What a run was imported from or how it was made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RunOrigin {
     /// Launched in this installation.
@@ -371,6 +386,7 @@ pub enum RunOrigin {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Run {
     pub run_id: i64,
     pub config: RunConfig,
@@ -383,6 +399,7 @@ pub struct Run {
 
 /// A progress or log event of a run, stored and streamed to the browser.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum RunEvent {
     StageStarted { stage: Stage, total: u64 },

@@ -16,7 +16,7 @@ use crate::engine::lora::{ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, MODEL_CARD_
 /// The files of an adapter folder a download carries, in this order.
 const ADAPTER_FILES: [&str; 3] = [MODEL_CARD_FILE, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE];
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AdapterListing {
     pub name: String,
     /// Bytes of its files together.
@@ -34,6 +34,16 @@ fn folder_bytes(folder: &std::path::Path) -> u64 {
     ADAPTER_FILES.iter().filter_map(|file| std::fs::metadata(folder.join(file)).ok()).map(|meta| meta.len()).sum()
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/runs/{run_id}/adapters",
+    tag = "adapters",
+    params(("run_id" = i64, Path)),
+    responses(
+        (status = 200, body = Vec<AdapterListing>),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Path(run_id): Path<i64>,
@@ -53,6 +63,16 @@ pub async fn list(
     Ok(Json(adapters))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/runs/{run_id}/adapters/{name}/download",
+    tag = "adapters",
+    params(("run_id" = i64, Path), ("name" = String, Path)),
+    responses(
+        (status = 200, description = "OK"),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn download(
     State(state): State<AppState>,
     Path((run_id, name)): Path<(i64, String)>,

@@ -184,10 +184,28 @@ fn session_cookie(token: &str, max_age_seconds: u32, secure: bool) -> Result<Hea
     .map_err(|_| AppError::BadRequest("the session token is not a valid cookie value".to_string()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/me",
+    tag = "auth",
+    responses(
+        (status = 200, body = Me),
+    )
+)]
 pub async fn me(viewer: Viewer) -> Json<Me> {
     Json(viewer.me())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/login",
+    tag = "auth",
+    request_body = Login,
+    responses(
+        (status = 200, description = "OK"),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
@@ -222,6 +240,15 @@ pub async fn login(
     Ok((AppendHeaders([(SET_COOKIE, cookie)]), Json(Viewer::User(credentials.user).me())))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/logout",
+    tag = "auth",
+    responses(
+        (status = 200, description = "OK"),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, AppError> {
     if let Some(token) = session_token(&headers) {
         state.store.delete_session(&token_digest(&token)).await?;

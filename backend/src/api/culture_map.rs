@@ -11,7 +11,8 @@ use super::scores::{parse_run_id, personas, run_variant};
 use super::{AppError, AppState};
 use crate::analysis::{culture_map, HumanMap};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MapQuery {
     /// The run whose personas are placed (the arrows' start).
     run: Option<String>,
@@ -39,6 +40,16 @@ async fn placed_personas(
     Ok(human.personas(&state.survey, &selected.run, selected.variant, &placed))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/culture-map",
+    tag = "culture_map",
+    params(MapQuery),
+    responses(
+        (status = 200, body = CultureMap),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn culture_map_of(
     State(state): State<AppState>,
     Query(query): Query<MapQuery>,

@@ -10,6 +10,15 @@ use super::{AppError, AppState};
 
 /// `GET /api/engines`: the remote engines of `serve --engines FILE`, for those who launch runs
 /// (collaborators; anyone in open local mode): the addresses are the team's.
+#[utoipa::path(
+    get,
+    path = "/api/engines",
+    tag = "engines",
+    responses(
+        (status = 200, body = Vec<RemoteEngineListing>),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Json<Vec<RemoteEngineListing>>, AppError> {
     viewer.require_collaborator()?;
     Ok(Json(state.models.remote_engines.clone()))

@@ -14,7 +14,8 @@ use super::{AppError, AppState};
 use crate::curation::review_export::{render_reviews, ReviewExportFormat};
 use crate::curation::{export_run, tar_archive, ExportError, ExportFormat, ExportMode, ExportOptions};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     format: Option<ExportFormat>,
     mode: Option<ExportMode>,
@@ -33,6 +34,16 @@ impl From<ExportError> for AppError {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/runs/{run_id}/export",
+    tag = "export",
+    params(("run_id" = i64, Path), ExportQuery),
+    responses(
+        (status = 200, description = "OK"),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn export(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -66,12 +77,23 @@ pub async fn export(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReviewExportQuery {
     format: Option<ReviewExportFormat>,
 }
 
 /// Every review of the run (reviewer, decision, edits, notes, time; superseded ones too).
+#[utoipa::path(
+    get,
+    path = "/api/runs/{run_id}/reviews/export",
+    tag = "export",
+    params(("run_id" = i64, Path), ReviewExportQuery),
+    responses(
+        (status = 200, description = "OK"),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn reviews(
     State(state): State<AppState>,
     viewer: Viewer,

@@ -15,7 +15,8 @@ use super::{AppError, AppState, Paging};
 use crate::pipeline::answer_prompt::{answer_user_prompt, aware_system_prompt};
 use crate::store::{InstanceFilter, ReviewFilter, ReviewQueue, WVS_SET};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InstanceQuery {
     run: Option<i64>,
     /// A country code, any case.
@@ -88,6 +89,16 @@ impl InstanceQuery {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/instances",
+    tag = "instances",
+    params(InstanceQuery, Paging),
+    responses(
+        (status = 200, body = Page<InstanceItem>),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -101,13 +112,15 @@ pub async fn list(
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum DownloadFormat {
     #[default]
     Csv,
     Json,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
     #[serde(default)]
     format: DownloadFormat,
@@ -131,6 +144,16 @@ const CSV_HEADER: [&str; 14] = [
 ];
 
 /// Every instance matching the filters (no paging), as a CSV or JSON attachment.
+#[utoipa::path(
+    get,
+    path = "/api/instances/download",
+    tag = "instances",
+    params(InstanceQuery, DownloadQuery),
+    responses(
+        (status = 200, description = "OK"),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn download(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -187,6 +210,16 @@ fn csv_field(field: &str) -> String {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/instances/{instance_id}",
+    tag = "instances",
+    params(("instance_id" = i64, Path)),
+    responses(
+        (status = 200, body = InstanceDetail),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn detail(
     State(state): State<AppState>,
     Path(instance_id): Path<i64>,

@@ -12,6 +12,7 @@ mod instances;
 mod login_limits;
 mod models;
 pub mod openai;
+mod openapi;
 mod persona_meter;
 mod questions;
 mod relations;
@@ -103,7 +104,8 @@ const DEFAULT_PAGE_SIZE: u32 = 50;
 const MAX_PAGE_SIZE: u32 = 500;
 
 /// `limit` / `offset` of list endpoints.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
     pub limit: Option<u32>,
     pub offset: Option<u32>,
@@ -129,6 +131,7 @@ impl Paging {
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/health", get(survey::health))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/cultures", get(survey::cultures))
         .route("/cultures/{country_code}", get(survey::culture))
         .route("/topics", get(survey::topics))

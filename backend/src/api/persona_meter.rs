@@ -14,7 +14,8 @@ use crate::analysis::{run_persona_meter, DEFAULT_RESAMPLES, DEFAULT_SEED};
 /// The most bootstrap resamples a request may ask for.
 pub const MAX_RESAMPLES: u32 = 10_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MeterQuery {
     run: Option<String>,
     /// A culture-aware variant (`P1`, `P2`, `P3`, ...); P1 by default.
@@ -23,6 +24,16 @@ pub struct MeterQuery {
     seed: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/persona-meter",
+    tag = "persona_meter",
+    params(MeterQuery),
+    responses(
+        (status = 200, body = PersonaMeter),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn persona_meter_of(
     State(state): State<AppState>,
     Query(query): Query<MeterQuery>,

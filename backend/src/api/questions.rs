@@ -7,7 +7,8 @@ use shared::{Answer, Question};
 use super::{AppError, AppState, Paging};
 use crate::store::WVS_SET;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QuestionQuery {
     /// Topic index 0–12 or name.
     topic: Option<String>,
@@ -15,6 +16,16 @@ pub struct QuestionQuery {
     set: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/questions",
+    tag = "questions",
+    params(QuestionQuery, Paging),
+    responses(
+        (status = 200, body = Page<Question>),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<QuestionQuery>,
@@ -35,6 +46,16 @@ pub async fn list(
 }
 
 /// A WVS question with every culture's human answer distribution.
+#[utoipa::path(
+    get,
+    path = "/api/questions/{question_id}",
+    tag = "questions",
+    params(("question_id" = String, Path)),
+    responses(
+        (status = 200, body = QuestionDetail),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn detail(
     State(state): State<AppState>,
     Path(question_id): Path<String>,
@@ -49,7 +70,8 @@ pub async fn detail(
     Ok(Json(QuestionDetail { question, human }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AnswersQuery {
     /// The run; the newest one by default.
     run: Option<i64>,
@@ -58,6 +80,16 @@ pub struct AnswersQuery {
 }
 
 /// A run's answers to a question: the culture-unaware one first, then each culture's.
+#[utoipa::path(
+    get,
+    path = "/api/questions/{question_id}/answers",
+    tag = "questions",
+    params(("question_id" = String, Path), AnswersQuery),
+    responses(
+        (status = 200, body = Page<Answer>),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn answers(
     State(state): State<AppState>,
     Path(question_id): Path<String>,

@@ -10,7 +10,8 @@ use super::scores::{parse_run_id, personas, run_variant};
 use super::{AppError, AppState};
 use crate::analysis::{human_relations, run_relations, RunMatrix};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RelationQuery {
     /// `human` (default), `run:ID` or `difference:ID`.
     source: Option<String>,
@@ -20,6 +21,16 @@ pub struct RelationQuery {
 
 const SOURCE_HELP: &str = "`source` is human, run:ID or difference:ID";
 
+#[utoipa::path(
+    get,
+    path = "/api/relations",
+    tag = "relations",
+    params(RelationQuery),
+    responses(
+        (status = 200, body = Relations),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn relations(
     State(state): State<AppState>,
     Query(query): Query<RelationQuery>,

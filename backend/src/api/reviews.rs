@@ -19,6 +19,17 @@ const MAX_NOTE_CHARS: usize = 2000;
 const MAX_EDITED_OUTPUT_CHARS: usize = 2000;
 const MAX_REVIEWERS_PER_INSTANCE: u32 = 100;
 
+#[utoipa::path(
+    post,
+    path = "/api/instances/{instance_id}/reviews",
+    tag = "reviews",
+    params(("instance_id" = i64, Path)),
+    request_body = NewReview,
+    responses(
+        (status = 201, body = Review),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -52,13 +63,24 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(stored)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UndoQuery {
     /// The author's name in open mode.
     reviewer: Option<String>,
 }
 
 /// Undoes the author's latest review; the review it superseded, if any, counts again.
+#[utoipa::path(
+    delete,
+    path = "/api/reviews/{review_id}",
+    tag = "reviews",
+    params(("review_id" = i64, Path), UndoQuery),
+    responses(
+        (status = 200, body = Review),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn undo(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -69,7 +91,8 @@ pub async fn undo(
     Ok(Json(state.store.undo_review(review_id, &reviewer).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReviewQuery {
     run: Option<i64>,
     reviewer: Option<String>,
@@ -80,6 +103,16 @@ pub struct ReviewQuery {
 
 /// Current reviews (one per reviewer and instance), oldest first unless `newest_first`: names,
 /// notes and edits, for annotators and up (the public sees instances' aggregate status).
+#[utoipa::path(
+    get,
+    path = "/api/reviews",
+    tag = "reviews",
+    params(ReviewQuery, Paging),
+    responses(
+        (status = 200, body = Page<Review>),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -97,6 +130,16 @@ pub async fn list(
     Ok(Json(Page { total, items }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/runs/{run_id}/review-settings",
+    tag = "reviews",
+    params(("run_id" = i64, Path)),
+    responses(
+        (status = 200, body = ReviewSettings),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn settings(
     State(state): State<AppState>,
     Path(run_id): Path<i64>,
@@ -105,6 +148,17 @@ pub async fn settings(
 }
 
 /// Sets how many reviewers each instance of the run needs; every instance's status follows.
+#[utoipa::path(
+    put,
+    path = "/api/runs/{run_id}/review-settings",
+    tag = "reviews",
+    params(("run_id" = i64, Path)),
+    request_body = ReviewSettings,
+    responses(
+        (status = 200, body = ReviewSettings),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn set_settings(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -119,6 +173,16 @@ pub async fn set_settings(
     Ok(Json(settings))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/runs/{run_id}/agreement",
+    tag = "reviews",
+    params(("run_id" = i64, Path)),
+    responses(
+        (status = 200, body = Agreement),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn agreement_of(
     State(state): State<AppState>,
     viewer: Viewer,

@@ -17,6 +17,16 @@ use super::runs::shown;
 use super::{AppError, AppState};
 
 /// `POST /api/runs`: validates and stores the run, and queues it.
+#[utoipa::path(
+    post,
+    path = "/api/runs",
+    tag = "run_control",
+    request_body = RunConfig,
+    responses(
+        (status = 201, body = Run),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -29,6 +39,16 @@ pub async fn create(
 }
 
 /// `POST /api/runs/{id}/cancel`: the run stops after its current chunk.
+#[utoipa::path(
+    post,
+    path = "/api/runs/{run_id}/cancel",
+    tag = "run_control",
+    params(("run_id" = i64, Path)),
+    responses(
+        (status = 200, body = Run),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -39,6 +59,16 @@ pub async fn cancel(
 }
 
 /// `POST /api/runs/{id}/resume`: queues a stopped run again; it continues where it stopped.
+#[utoipa::path(
+    post,
+    path = "/api/runs/{run_id}/resume",
+    tag = "run_control",
+    params(("run_id" = i64, Path)),
+    responses(
+        (status = 200, body = Run),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn resume(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -48,7 +78,8 @@ pub async fn resume(
     Ok(Json(shown(&state.store, state.runs.resume(run_id).await?)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Replay only the events after this id (also read from `Last-Event-ID`).
     after: Option<i64>,
@@ -57,6 +88,16 @@ pub struct StreamQuery {
 /// `GET /api/runs/{id}/stream`: server-sent events, each `{"event_id", "event"}`: the stored
 /// events first, then the new ones as they happen; ends after the run's `Finished` event. At most
 /// `MAX_EVENT_STREAMS` are open at once (each holds a permit until it ends or its client leaves).
+#[utoipa::path(
+    get,
+    path = "/api/runs/{run_id}/stream",
+    tag = "run_control",
+    params(("run_id" = i64, Path), StreamQuery),
+    responses(
+        (status = 200, description = "server-sent events: the run's stored events, then new ones as they happen", content_type = "text/event-stream"),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn stream(
     State(state): State<AppState>,
     Path(run_id): Path<i64>,

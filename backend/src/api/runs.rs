@@ -7,12 +7,32 @@ use shared::{Run, RunEvent};
 use super::{AppError, AppState, Paging};
 use crate::store::Store;
 
+#[utoipa::path(
+    get,
+    path = "/api/runs",
+    tag = "runs",
+    params(Paging),
+    responses(
+        (status = 200, body = Page<Run>),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn list(State(state): State<AppState>, Query(paging): Query<Paging>) -> Result<Json<Page<Run>>, AppError> {
     let (total, items) = state.store.runs(paging.limit(), paging.offset()).await?;
     let items = items.into_iter().map(|run| shown(&state.store, run)).collect();
     Ok(Json(Page { total, items }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/runs/{run_id}",
+    tag = "runs",
+    params(("run_id" = i64, Path)),
+    responses(
+        (status = 200, body = Run),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn detail(State(state): State<AppState>, Path(run_id): Path<i64>) -> Result<Json<Run>, AppError> {
     Ok(Json(shown(&state.store, state.store.run(run_id).await?)))
 }
@@ -38,12 +58,23 @@ pub fn shown(store: &Store, mut run: Run) -> Run {
     run
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// Only events after this id.
     after: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/runs/{run_id}/events",
+    tag = "runs",
+    params(("run_id" = i64, Path), EventQuery),
+    responses(
+        (status = 200, description = "a Page of the run's events after `after`, each as [event_id, RunEvent]"),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn events(
     State(state): State<AppState>,
     Path(run_id): Path<i64>,

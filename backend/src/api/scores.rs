@@ -32,13 +32,24 @@ pub(super) async fn personas(
     Ok(stored_personas(&state.store, &state.survey, run_id, variant).await?)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ScoreQuery {
     run: Option<String>,
     /// `unaware`, `P1`, `P1+P3`, ...; P1 by default.
     variant: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/scores",
+    tag = "scores",
+    params(ScoreQuery),
+    responses(
+        (status = 200, body = RunScores),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn run_scores(
     State(state): State<AppState>,
     Query(query): Query<ScoreQuery>,
@@ -52,6 +63,15 @@ pub async fn run_scores(
 }
 
 /// The paper's released Llama-3-8B settings, scored as `culturespa score-released` does.
+#[utoipa::path(
+    get,
+    path = "/api/scores/released",
+    tag = "scores",
+    responses(
+        (status = 200, body = ReleasedScores),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn released(State(state): State<AppState>) -> Result<Json<ReleasedScores>, AppError> {
     let released = ReleasedSet::embedded(&state.survey)?;
     Ok(Json(score_released(&state.survey, &released)))

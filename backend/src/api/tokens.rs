@@ -10,11 +10,30 @@ use super::auth::Viewer;
 use super::{AppError, AppState};
 use crate::auth::{new_api_token, token_digest, validate_token_name};
 
+#[utoipa::path(
+    get,
+    path = "/api/tokens",
+    tag = "tokens",
+    responses(
+        (status = 200, body = Vec<ApiToken>),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Json<Vec<ApiToken>>, AppError> {
     let user = viewer.require_user()?;
     Ok(Json(state.store.api_tokens(&user.username).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/tokens",
+    tag = "tokens",
+    request_body = NewApiToken,
+    responses(
+        (status = 201, body = CreatedApiToken),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -27,6 +46,16 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(CreatedApiToken { token, secret })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/tokens/{token_id}",
+    tag = "tokens",
+    params(("token_id" = i64, Path)),
+    responses(
+        (status = 204, description = "done"),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     viewer: Viewer,

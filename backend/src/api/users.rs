@@ -11,11 +11,30 @@ use super::auth::Viewer;
 use super::{AppError, AppState};
 use crate::auth::{hash_password, validate_username};
 
+#[utoipa::path(
+    get,
+    path = "/api/users",
+    tag = "users",
+    responses(
+        (status = 200, body = Vec<Account>),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Json<Vec<Account>>, AppError> {
     viewer.require_admin()?;
     Ok(Json(state.store.accounts().await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/users",
+    tag = "users",
+    request_body = NewUser,
+    responses(
+        (status = 201, body = User),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn add(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -27,6 +46,17 @@ pub async fn add(
     Ok((StatusCode::CREATED, Json(state.store.add_user(&new_user.username, &password_hash, new_user.role).await?)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/users/{username}",
+    tag = "users",
+    params(("username" = String, Path)),
+    request_body = UserChange,
+    responses(
+        (status = 200, body = User),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn change(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -45,6 +75,16 @@ pub async fn change(
     Ok(Json(state.store.change_account(&username, change.role, password_hash.as_deref()).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/users/{username}",
+    tag = "users",
+    params(("username" = String, Path)),
+    responses(
+        (status = 204, description = "done"),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn remove(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -55,6 +95,16 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/users/{username}/revoke",
+    tag = "users",
+    params(("username" = String, Path)),
+    responses(
+        (status = 200, body = Revoked),
+        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     viewer: Viewer,

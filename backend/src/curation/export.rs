@@ -21,6 +21,7 @@ const RECORDS_EXTENSION: &str = "jsonl";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum ExportFormat {
     /// `{"instruction", "input", "output", "system"}` (LLaMA-Factory's alpaca format).
     Alpaca,
@@ -39,6 +40,7 @@ impl ExportFormat {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum ExportMode {
     /// One file for all cultures (one adapter).
     Joint,

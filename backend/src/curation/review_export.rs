@@ -7,6 +7,7 @@ use shared::review::ReviewRecord;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum ReviewExportFormat {
     /// A header row and one row per review (RFC 4180 quoting).
     #[default]

@@ -167,3 +167,30 @@ pub async fn review_burst(
     }
     failures
 }
+
+/// The routes the router declares: `(method, path)` of every `.route(...)` in api/mod.rs, and of
+/// the OpenAI-compatible endpoint's (under `/v1`), however rustfmt lays the calls out.
+pub fn declared_routes() -> std::collections::BTreeSet<(String, String)> {
+    let sources = [("", include_str!("../../src/api/mod.rs")), ("/v1", include_str!("../../src/api/openai/mod.rs"))];
+    let mut routes = std::collections::BTreeSet::new();
+    for (prefix, source) in sources {
+        for call in source.split(".route(\"").skip(1) {
+            let raw_path = call.split('"').next().unwrap();
+            // The handlers: up to the end of this `.route(...)` call's arguments.
+            let rest = &call[raw_path.len()..];
+            let end = [".route(", ".fallback(", ".layer(", ";"].iter().filter_map(|stop| rest.find(stop)).min();
+            let handlers = &rest[..end.unwrap_or(rest.len())];
+            let path = format!("{prefix}{raw_path}");
+            for method in ["get", "post", "put", "delete", "patch"] {
+                let called = handlers.match_indices(&format!("{method}(")).any(|(at, _)| {
+                    at == 0
+                        || !handlers.as_bytes()[at - 1].is_ascii_alphanumeric() && handlers.as_bytes()[at - 1] != b'_'
+                });
+                if called {
+                    routes.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+    }
+    routes
+}
