@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use shared::{AnswerMode, PromptVariant, Question, QuestionSelection, Run, RunEvent, Stage};
 
 use super::calibrate::Calibrator;
-use super::inference::sample_replies;
+use super::inference::{sample_replies, RunEngine};
 use super::score::{score_items, ScoreItem};
 use super::work::{render_prompt, stage_adapters, Prompt, StageAdapters, WorkItem};
 use super::{Runner, RunnerError};
@@ -122,7 +122,12 @@ pub(super) async fn answer_stage(
             .await?;
     }
 
-    for chunk in pending.chunks(ANSWER_CHUNK) {
+    // A remote server answers many requests at once: a chunk keeps it busy.
+    let chunk_size = match &runner.engine {
+        RunEngine::Remote(remote) => ANSWER_CHUNK.max(2 * remote.max_in_flight()),
+        RunEngine::Local(_) => ANSWER_CHUNK,
+    };
+    for chunk in pending.chunks(chunk_size) {
         if runner.cancel.is_cancelled() {
             return Err(crate::engine::EngineError::Cancelled.into());
         }
