@@ -76,7 +76,9 @@ pub enum EngineError {
     Cancelled,
     #[error("the engine thread has stopped")]
     EngineStopped,
-    #[error("the CUDA device is unavailable: {0} (it needs a build with --features cuda, an NVIDIA GPU and its driver)")]
+    #[error(
+        "the CUDA device is unavailable: {0} (it needs a build with --features cuda, an NVIDIA GPU and its driver)"
+    )]
     CudaUnavailable(String),
     #[error("invalid LoRA adapter{}: {reason}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
     InvalidAdapter { path: Option<PathBuf>, reason: String },

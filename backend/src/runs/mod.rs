@@ -299,7 +299,7 @@ impl RunService {
             let engine = match RemoteEngine::connect(remote) {
                 Ok(engine) => RunEngine::Remote(Arc::new(engine)),
                 Err(error) => {
-                    let message = format!("cannot use the remote engine of {}: {error}", remote.model);
+                    let message = format!("the remote engine of {} is not ready: {error}", remote.model);
                     self.emit_on(&updates, run_id, RunEvent::Log { message }).await?;
                     self.emit_on(&updates, run_id, RunEvent::Finished { status: RunStatus::Failed }).await?;
                     return Err(RunnerError::Remote(error).into());
