@@ -20,7 +20,10 @@ fn base_urls_are_plain_http_with_a_host() {
     for bad in ["gpu-box:8000/v1", "ftp://x/v1", "http:///v1", "http://user:pw@x/v1", "http://x/v1?key=1"] {
         assert!(matches!(checked_base_url(bad), Err(RemoteError::Url { .. })), "{bad}");
     }
-    if !cfg!(feature = "tls") {
+    if cfg!(feature = "tls") {
+        assert_eq!(checked_base_url("https://gpu-box/v1").unwrap(), "https://gpu-box/v1");
+        RemoteEngine::connect(&config("https://gpu-box/v1")).unwrap();
+    } else {
         let error = checked_base_url("https://x/v1").unwrap_err().to_string();
         assert!(error.contains("`tls` feature"), "{error}");
     }
