@@ -41,7 +41,8 @@ async fn runner(globals: &Globals, data_dir: &std::path::Path, run_id: i64) -> a
     let engine = run.config.engine.as_ref().with_context(|| {
         format!("run {run_id} has no remote `engine`: batch files name the served model (add engine = {{...}} to the run file)")
     })?;
-    let remote = RemoteEngine::connect(engine)?;
+    // Files only: nothing is sent, so the API key is not needed (the cluster holds its own).
+    let remote = RemoteEngine::connect(&shared::RemoteEngineConfig { api_key_env: None, ..engine.clone() })?;
     Ok(Runner {
         store,
         survey: Arc::new(globals.survey()?),

@@ -62,7 +62,8 @@ pub async fn run(globals: &Globals, command: RunsCommand) -> anyhow::Result<()> 
             }
             println!("run\tstatus\tname\tmodel\tcreated");
             for run in &runs {
-                let model = run.config.model.as_deref().unwrap_or("(default)");
+                let remote = run.config.engine.as_ref().map(|engine| format!("{} (remote)", engine.model));
+                let model = remote.as_deref().or(run.config.model.as_deref()).unwrap_or("(default)");
                 let status = format!("{:?}", run.status).to_lowercase();
                 println!("{}\t{status}\t{}\t{model}\t{}", run.run_id, run.config.name, run.created_at);
             }

@@ -53,7 +53,8 @@ pub enum RunnerError {
     Join(#[from] tokio::task::JoinError),
     #[error(transparent)]
     Model(#[from] crate::models::ModelError),
-    #[error("the remote engine: {0}")]
+    /// Its messages name the remote engine (its model) themselves.
+    #[error(transparent)]
     Remote(#[from] crate::remote::RemoteError),
 }
 
