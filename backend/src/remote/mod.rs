@@ -76,6 +76,18 @@ pub struct RemoteSampling {
     pub stop: Vec<String>,
 }
 
+impl From<&crate::engine::SamplingParams> for RemoteSampling {
+    fn from(params: &crate::engine::SamplingParams) -> Self {
+        RemoteSampling {
+            temperature: params.temperature,
+            top_p: params.top_p,
+            max_tokens: u32::try_from(params.max_new_tokens).unwrap_or(u32::MAX),
+            seed: params.seed,
+            stop: Vec::new(),
+        }
+    }
+}
+
 /// One request to the server: its path under the base URL and its body. `prefix` is the digit
 /// string a scoring branch continues (`None`: the reply's first position).
 #[derive(Debug, Clone, PartialEq)]

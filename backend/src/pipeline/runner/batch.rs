@@ -67,14 +67,7 @@ async fn batch_stage<'r>(runner: &'r Runner, run: &Run) -> Result<(Stage, String
 }
 
 fn sampling(run: &Run) -> RemoteSampling {
-    let params = crate::engine::SamplingParams { seed: run.config.seed, ..Default::default() };
-    RemoteSampling {
-        temperature: params.temperature,
-        top_p: params.top_p,
-        max_tokens: u32::try_from(params.max_new_tokens).unwrap_or(u32::MAX),
-        seed: params.seed,
-        stop: Vec::new(),
-    }
+    RemoteSampling::from(&crate::engine::SamplingParams { seed: run.config.seed, ..Default::default() })
 }
 
 /// Writes the requests of the stage's pending prompts, one a line.
@@ -133,7 +126,8 @@ pub async fn read_batch(runner: &Runner, run_id: i64, file: &Path) -> Result<Bat
         } else {
             remote.score_requests(&prompt.chat, &codes(item))?
         };
-        let mut replies = Vec::with_capacity(requests.len());
+        let wanted = requests.len();
+        let mut replies = Vec::with_capacity(wanted);
         for request in requests {
             let id = custom_id(&prompt_id, &request, sampled);
             match results.replies.get(&id) {
@@ -148,7 +142,7 @@ pub async fn read_batch(runner: &Runner, run_id: i64, file: &Path) -> Result<Bat
                 }
             }
         }
-        if replies.len() < if sampled { 1 } else { 1 + crate::remote::digits::branch_prefixes(&codes(item)).len() } {
+        if replies.len() < wanted {
             missing += 1;
             continue;
         }

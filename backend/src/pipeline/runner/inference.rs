@@ -71,13 +71,7 @@ pub(super) async fn sample_replies(
             Ok(replies)
         }
         RunEngine::Remote(remote) => {
-            let sampling = RemoteSampling {
-                temperature: params.temperature,
-                top_p: params.top_p,
-                max_tokens: u32::try_from(params.max_new_tokens).unwrap_or(u32::MAX),
-                seed: params.seed,
-                stop: Vec::new(),
-            };
+            let sampling = RemoteSampling::from(&params);
             let prompts: Vec<_> = prompts.into_iter().map(|(_, prompt)| (prompt.chat, sampling.clone())).collect();
             remote.generate(&prompts, &runner.cancel).await.map_err(remote_error)
         }
