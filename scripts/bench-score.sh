@@ -3,12 +3,13 @@
 # CPU by scripts/setup-llamacpp.sh into a cached venv) on the same first N prompts of the same GGUF;
 # prints both summaries, the speed ratio, the argmax agreement, our fraction of the f32 GEMM
 # ceiling measured in the same run, and how the peer was built, as one JSON object (also written
-# to $OUT/result.json). On a CPU with AMX-BF16 ours runs twice, f32 projections (the reference)
-# and bf16 projections on AMX tiles (`culturespa --amx bench score`), both compared with the peer.
+# to $OUT/result.json). On a CPU with AMX-BF16 or AVX-512 BF16 ours runs twice, f32 projections (the
+# reference) and bf16 projections (`culturespa --bf16 bench score`: AMX tiles, else AVX-512 BF16
+# vectors), both compared with the peer (keys culturespa_bf16, bf16_vs_f32, bf16_vs_llama_cpp).
 #   scripts/bench-score.sh                 LIMIT=1000 THREADS=2 MODEL=models/SmolLM2-...gguf
 #   MODEL=models/Qwen2.5-Coder-0.5B-Instruct.gguf scripts/bench-score.sh
 #   NO_PEER=1 scripts/bench-score.sh       ours only
-#   NO_AMX=1 scripts/bench-score.sh        f32 projections only, even where AMX exists
+#   NO_BF16=1 scripts/bench-score.sh       f32 projections only, even where a bf16 kernel exists
 #   PEER_ARGS=--no-repack scripts/bench-score.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,12 +33,12 @@ head -n "$LIMIT" "$OUT/prompts-all.jsonl" > "$OUT/prompts.jsonl"
 echo "[bench] culturespa on $(wc -l < "$OUT/prompts.jsonl") prompts, $THREADS threads" >&2
 "$NATIVE_TARGET/release/culturespa" bench score --model "$MODEL" --prompts "$OUT/prompts.jsonl" \
   --threads "$THREADS" > "$OUT/culturespa.jsonl" 2> "$OUT/culturespa.log"
-AMX_OUT=""
-if [ -z "${NO_AMX:-}" ] && grep -m1 '^flags' /proc/cpuinfo | grep -qw amx_bf16; then
-  echo "[bench] culturespa with bf16 projections on AMX tiles" >&2
-  "$NATIVE_TARGET/release/culturespa" --amx bench score --model "$MODEL" --prompts "$OUT/prompts.jsonl" \
-    --threads "$THREADS" > "$OUT/culturespa-amx.jsonl" 2> "$OUT/culturespa-amx.log"
-  AMX_OUT="$OUT/culturespa-amx"
+BF16_OUT=""
+if [ -z "${NO_BF16:-${NO_AMX:-}}" ] && grep -m1 '^flags' /proc/cpuinfo | grep -qwE 'amx_bf16|avx512_bf16'; then
+  echo "[bench] culturespa with bf16 projections (AMX tiles or AVX-512 BF16)" >&2
+  "$NATIVE_TARGET/release/culturespa" --bf16 bench score --model "$MODEL" --prompts "$OUT/prompts.jsonl" \
+    --threads "$THREADS" > "$OUT/culturespa-bf16.jsonl" 2> "$OUT/culturespa-bf16.log"
+  BF16_OUT="$OUT/culturespa-bf16"
 fi
 
 PEER_OUT=""
@@ -55,7 +56,7 @@ fi
 
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 CPU_SETS=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|avx512f|avx512_vnni|avx512_bf16|amx_tile|amx_bf16)$' | tr '\n' ' ')
-python3 - "$OUT/culturespa" "$PEER_OUT" "$MODEL" "$PEER_BUILD" "$CPU" "$CPU_SETS" "$PEER_ARGS" "${PEER_VERSION:-}" "$AMX_OUT" <<'PY' | tee "$OUT/result.json"
+python3 - "$OUT/culturespa" "$PEER_OUT" "$MODEL" "$PEER_BUILD" "$CPU" "$CPU_SETS" "$PEER_ARGS" "${PEER_VERSION:-}" "$BF16_OUT" <<'PY' | tee "$OUT/result.json"
 import json, sys
 
 def summary(prefix):
@@ -65,7 +66,7 @@ def summary(prefix):
 def answers(prefix):
     return {r["id"]: r for r in map(json.loads, open(prefix + ".jsonl"))}
 
-ours_prefix, peer_prefix, model, peer_build, cpu, cpu_sets, peer_args, peer_version, amx_prefix = sys.argv[1:10]
+ours_prefix, peer_prefix, model, peer_build, cpu, cpu_sets, peer_args, peer_version, bf16_prefix = sys.argv[1:10]
 
 def compare(a, b):
     common = [i for i in a if i in b]
@@ -78,11 +79,11 @@ def compare(a, b):
 ours = summary(ours_prefix)
 result = {"model": model, "cpu": cpu, "cpu_instruction_sets": cpu_sets.split(),
           "culturespa": ours, "fraction_of_ceiling": ours.get("fraction_of_ceiling"), "llama_cpp": None}
-if amx_prefix:
-    amx = summary(amx_prefix)
-    result["culturespa_amx"] = amx
-    result["amx_vs_f32"] = {"speedup_prompts_per_s": round(amx["prompts_per_s"] / ours["prompts_per_s"], 3),
-                            **compare(answers(ours_prefix), answers(amx_prefix))}
+if bf16_prefix:
+    bf16 = summary(bf16_prefix)
+    result["culturespa_bf16"] = bf16
+    result["bf16_vs_f32"] = {"speedup_prompts_per_s": round(bf16["prompts_per_s"] / ours["prompts_per_s"], 3),
+                             **compare(answers(ours_prefix), answers(bf16_prefix))}
 if peer_prefix:
     peer = summary(peer_prefix)
     flags = open(peer_build).read().strip() if peer_build else ""
@@ -91,8 +92,8 @@ if peer_prefix:
     result["llama_cpp"] = peer
     result["speedup_prompts_per_s"] = round(ours["prompts_per_s"] / peer["prompts_per_s"], 3)
     result.update(compare(answers(ours_prefix), answers(peer_prefix)))
-    if amx_prefix:
-        result["amx_vs_llama_cpp"] = {"speedup_prompts_per_s": round(amx["prompts_per_s"] / peer["prompts_per_s"], 3),
-                                      **compare(answers(amx_prefix), answers(peer_prefix))}
+    if bf16_prefix:
+        result["bf16_vs_llama_cpp"] = {"speedup_prompts_per_s": round(bf16["prompts_per_s"] / peer["prompts_per_s"], 3),
+                                       **compare(answers(bf16_prefix), answers(peer_prefix))}
 print(json.dumps(result))
 PY

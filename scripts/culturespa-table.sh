@@ -85,6 +85,11 @@ for variant in P2 P3; do # when the base run answered them (BASE_VARIANTS)
 done
 fetch "${RUN_IDS[joint]}" P1 > "$OUT_DIR/p1-joint.json"
 fetch "${RUN_IDS[specific]}" P1 > "$OUT_DIR/p1-specific.json"
+# The persona meter of each culture-aware variant of the base run (movement and direction).
+for variant in P1 P2 P3; do
+  "$BIN" persona-meter --run "${RUN_IDS[base]}" --variant "$variant" --json --data-dir "$DATA_DIR" \
+    > "$OUT_DIR/meter-${variant,,}.json" || rm -f "$OUT_DIR/meter-${variant,,}.json"
+done
 for name in joint specific; do
   sqlite3 "$DATA_DIR/culturespa.db" \
     "SELECT json_extract(event_json, '$.message') FROM run_events WHERE run_id = ${RUN_IDS[$name]} AND json_extract(event_json, '$.kind') = 'log'" \
@@ -141,6 +146,20 @@ lines += ["", "General-ability probe (`culturespa probe`): perplexity on the shi
 for label, rows in [("base", probe[:1]), ("joint adapter", probe[1:2]), (f"specific adapters (mean of {len(specific)})", specific)]:
     if rows:
         lines.append(f"| {label} | {mean('perplexity', rows):.3f} | {100 * mean('multiple_choice_accuracy', rows):.1f} % | {100 * mean('chose_first_option', rows):.0f} % |")
+meters = [json.load(open(f"{out}/meter-{v}.json")) for v in ("p1", "p2", "p3") if os.path.exists(f"{out}/meter-{v}.json")]
+if meters:
+    pct = lambda x: "–" if x is None else f"{100 * x:.1f} %"
+    lines += ["", "Persona meter of the base run (`culturespa persona-meter`): how often the culture-aware answer differs from the unaware one,",
+              "how far the distributions move (mean total variation), and the direction: aware − unaware on the paper metric and on 1 − JSD (×100),",
+              "averaged over the cultures; a culture counts as toward / away when its 95 % bootstrap interval of the change lies above / below 0.", "",
+              "| variant | first option, unaware → aware | aware ≠ unaware | mean TV | Δ paper metric | Δ 1 − JSD | cultures toward / away (metric) |",
+              "|---|---|---|---|---|---|---|"]
+    for m in meters:
+        toward = sum(1 for c in m["cultures"] if c["delta_score_interval"]["low"] > 0)
+        away = sum(1 for c in m["cultures"] if c["delta_score_interval"]["high"] < 0)
+        tv = m.get("mean_total_variation")
+        lines.append(f"| {m['variant_label']} | {pct(m.get('first_option_unaware'))} → {pct(m.get('first_option_aware'))} | {pct(m.get('changed'))} | "
+                     f"{'–' if tv is None else f'{tv:.4f}'} | {fmt(m.get('mean_delta_score'))} | {fmt(m.get('mean_delta_one_minus_jsd'))} | {toward} / {away} of {len(m['cultures'])} |")
 open(f"{out}/table.md", "w").write("\n".join(lines) + "\n")
 json.dump(table, open(f"{out}/table.json", "w"), indent=1)
 print("\n".join(lines))

@@ -6,8 +6,10 @@
 //! of its block); each pass rounds the activations to bf16 and accumulates in f32 on the tiles,
 //! 2 × 2 output tiles (32 rows × 32 columns) at a time. Where the CPU or the kernel lacks AMX
 //! (checked once: CPUID leaf 7 and Linux's `ARCH_REQ_XCOMP_PERM` for the tile data), the same
-//! packed data goes through a portable loop with the same rounding, so results never depend on
-//! whether the tiles ran (up to the order of the f32 additions).
+//! packed data goes through AVX-512 BF16 vectors (`VDPBF16PS`: one tile row is one 512-bit
+//! register; AMD Zen 4 and later, Intel Cooper Lake) or, without those, a portable loop, all with
+//! the same rounding, so results never depend on which kernel ran (up to the order of the f32
+//! additions). [`kernel`] says which one runs.
 
 use std::sync::OnceLock;
 
@@ -24,6 +26,39 @@ const TILE_ELEMENTS: usize = TILE_ROWS * TILE_K;
 pub fn available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
     *AVAILABLE.get_or_init(detect)
+}
+
+/// Which kernel runs the bf16 projections on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bf16Kernel {
+    /// AMX tiles (`TDPBF16PS`).
+    AmxTiles,
+    /// AVX-512 BF16 vectors (`VDPBF16PS`).
+    Avx512,
+    /// The portable loop (slow: a reference, not a speed-up).
+    Portable,
+}
+
+impl Bf16Kernel {
+    /// The name benchmarks and logs print (`bf16-amx`, `bf16-avx512`, `bf16-portable`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Bf16Kernel::AmxTiles => "bf16-amx",
+            Bf16Kernel::Avx512 => "bf16-avx512",
+            Bf16Kernel::Portable => "bf16-portable",
+        }
+    }
+}
+
+/// The fastest bf16 kernel this CPU runs.
+pub fn kernel() -> Bf16Kernel {
+    if available() {
+        Bf16Kernel::AmxTiles
+    } else if vectors::available() {
+        Bf16Kernel::Avx512
+    } else {
+        Bf16Kernel::Portable
+    }
 }
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
@@ -140,12 +175,13 @@ pub fn matmul_transposed_bf16(output: &mut [f32], accumulate: bool, input: &[f32
         let mut activations = cell.take();
         let row_tiles = m.div_ceil(2 * TILE_ROWS) * 2;
         pack_activations(input, m, k, row_tiles * TILE_ROWS, weight.padded_k(), &mut activations);
-        if available() {
+        match kernel() {
             // SAFETY: AMX is enabled for this process (checked by `available`), the activation
             // buffer holds row_tiles·16 rows of padded_k bf16 values, the weight holds its tiles.
-            unsafe { tiles::multiply(output, accumulate, &activations, row_tiles, m, weight) };
-        } else {
-            portable_multiply(output, accumulate, &activations, m, weight);
+            Bf16Kernel::AmxTiles => unsafe { tiles::multiply(output, accumulate, &activations, row_tiles, m, weight) },
+            // SAFETY: the CPU has AVX-512 BF16 (checked by `kernel`); the activations hold m rows.
+            Bf16Kernel::Avx512 => unsafe { vectors::multiply(output, accumulate, &activations, m, weight) },
+            Bf16Kernel::Portable => portable_multiply(output, accumulate, &activations, m, weight),
         }
         cell.set(activations);
     });
@@ -308,6 +344,29 @@ mod tiles {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod vectors;
+
+#[cfg(not(target_arch = "x86_64"))]
+mod vectors {
+    use super::PackedBf16;
+
+    pub(super) fn available() -> bool {
+        false
+    }
+
+    /// Never called: `available()` is false off x86_64.
+    pub(super) unsafe fn multiply(
+        output: &mut [f32],
+        accumulate: bool,
+        activations: &[u16],
+        m: usize,
+        weight: &PackedBf16,
+    ) {
+        super::portable_multiply(output, accumulate, activations, m, weight)
+    }
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 mod tiles {
     use super::PackedBf16;
@@ -381,6 +440,34 @@ mod tests {
             matmul_transposed_bf16(&mut accumulated, true, &input, &packed).unwrap();
             for (got, want) in accumulated.iter().zip(&expected) {
                 assert!((f64::from(*got) - (want + 1.0)).abs() < 1e-4 * (2.0 + want.abs()));
+            }
+        }
+    }
+
+    /// The AVX-512 BF16 kernel called directly, whatever [`kernel`] picks here: row counts off its
+    /// 12-row blocks, columns off its 32-column blocks, k off the 32-step tiles.
+    #[test]
+    fn the_vector_kernel_matches_the_rounded_operands_product() {
+        if !vectors::available() {
+            eprintln!("this CPU has no AVX-512 BF16: the vector kernel is not exercised here");
+            return;
+        }
+        for &(m, n, k) in &[(1, 16, 32), (12, 32, 64), (13, 64, 96), (37, 70, 100), (25, 33, 31)] {
+            let input = pseudo_random(m * k, 13 + m as u32);
+            let weight = pseudo_random(n * k, 17 + n as u32);
+            let packed = PackedBf16::pack(&weight, n, k).unwrap();
+            let mut activations = Vec::new();
+            pack_activations(&input, m, k, m, packed.padded_k(), &mut activations);
+            let expected = reference(&input, &weight, m, n, k);
+            for accumulate in [false, true] {
+                let start = if accumulate { 1.0 } else { 0.0 };
+                let mut output = vec![start; m * n];
+                // SAFETY: the CPU has AVX-512 BF16 (checked above); the activations hold m rows.
+                unsafe { vectors::multiply(&mut output, accumulate, &activations, m, &packed) };
+                for (got, want) in output.iter().zip(&expected) {
+                    let want = want + f64::from(start);
+                    assert!((f64::from(*got) - want).abs() < 1e-4 * (1.0 + want.abs()), "{m}×{n}×{k}: {got} vs {want}");
+                }
             }
         }
     }

@@ -68,7 +68,8 @@ pub struct BenchSummary {
     pub prompts_per_s: f64,
     pub tokens_per_s: f64,
     pub threads: usize,
-    /// How the projections ran: `f32`, `bf16-amx` (tiles) or `bf16-portable` (no AMX here).
+    /// How the projections ran: `f32`, `bf16-amx` (tiles), `bf16-avx512` (vectors, no AMX here)
+    /// or `bf16-portable` (neither).
     pub projections: String,
     pub plans: PlanSummary,
     pub prefixes: usize,
@@ -196,10 +197,9 @@ pub fn run_score_bench(options: &ScoreBenchOptions, out: impl Write + Send + 'st
         prompts_per_s: round_to(count as f64 / seconds, 3),
         tokens_per_s: round_to(tokens_per_s, 1),
         threads: options.threads,
-        projections: match (options.bf16_projections, super::amx::available()) {
-            (false, _) => "f32",
-            (true, true) => "bf16-amx",
-            (true, false) => "bf16-portable",
+        projections: match options.bf16_projections {
+            false => "f32",
+            true => super::amx::kernel().name(),
         }
         .into(),
         plans: outcome.report.plans,

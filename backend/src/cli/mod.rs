@@ -27,9 +27,10 @@ pub struct Globals {
     /// Where models are installed (scripts/fetch-model.sh puts them in models/).
     #[arg(long, global = true, env = "CULTURESPA_MODELS_DIR", default_value = culturespa::models::DEFAULT_MODELS_DIR)]
     pub models_dir: PathBuf,
-    /// Run the models' projections as bf16 GEMMs on AMX tiles (`run`, `serve`, the stage
-    /// commands, `bench score`); f32 (the reference) otherwise. A portable loop stands in where the CPU lacks AMX.
-    #[arg(long, global = true, env = "CULTURESPA_AMX")]
+    /// Run the models' projections as bf16 GEMMs (`run`, `serve`, the stage commands, `bench
+    /// score`): on AMX tiles, or AVX-512 BF16 vectors where the CPU has no AMX (Zen 4); f32 (the
+    /// reference) otherwise. A slow portable loop stands in where the CPU has neither.
+    #[arg(long, visible_alias = "bf16", global = true, env = "CULTURESPA_AMX")]
     pub amx: bool,
     /// Force the fused f32 CPU kernels on or off (`on`, `off`); by default release builds use
     /// them and debug builds the generic tensor path.

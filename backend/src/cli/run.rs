@@ -69,6 +69,10 @@ async fn execute(globals: &Globals, store: StoreArgs, target: RunTarget, only: O
     eprintln!("run {run_id}: {status:?}");
     match status {
         RunStatus::Failed => anyhow::bail!("run {run_id} failed"),
+        // Ctrl-C: not a success, so a script running runs one after another stops here too.
+        RunStatus::Cancelled => {
+            anyhow::bail!("run {run_id} stopped before it finished; `run --resume {run_id}` continues it")
+        }
         _ => Ok(()),
     }
 }
