@@ -6,6 +6,7 @@ mod common;
 
 use common::{kill_at_commit, Db};
 use culturespa::pipeline::runner::ANSWER_CHUNK;
+use std::io::BufRead;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -94,4 +95,56 @@ fn killed_run_resumes(environment: &'static [(&'static str, &'static str)]) {
         let info = whole.join("runs/2/sft").join(format).join("specific/dataset_info.json");
         assert!(info.is_file(), "{} is missing", info.display());
     }
+}
+
+/// Ctrl-C at a stored-progress point: the run stops after that chunk, is stored as cancelled, the
+/// command exits non-zero (so a script running runs in turn stops too), and `--resume` finishes it.
+#[test]
+fn an_interrupted_run_exits_non_zero_and_resumes() {
+    let work = tempfile::tempdir().unwrap();
+    let run_file = work.path().join("run.toml");
+    std::fs::write(&run_file, RUN_FILE).unwrap();
+    let data = work.path().join("data");
+    let pause_file = work.path().join("paused-at-1");
+    let mut child = common::culturespa(&data)
+        .args(["run", "--config"])
+        .arg(&run_file)
+        .env(culturespa::pipeline::runner::PAUSE_AFTER_COMMITS, "1")
+        .env(culturespa::pipeline::runner::PAUSE_FILE, &pause_file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !pause_file.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its first commit");
+        assert!(started.elapsed() < RUN_TIMEOUT, "the first commit was not reached");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let interrupt = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(interrupt.success());
+    // The handler cancels the run before it prints this line; only then may the runner go on.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    let mut line = String::new();
+    while !line.contains("stopping after the current chunk") {
+        line.clear();
+        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "stderr closed before the interrupt was seen: {said}");
+        said.push_str(&line);
+    }
+    std::fs::remove_file(&pause_file).unwrap();
+    std::io::copy(&mut stderr, &mut std::io::sink()).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "an interrupted run must not exit as a success");
+
+    let db = Db::of(&data);
+    assert_eq!(db.rows(RUN_STATUS_SQL), ["cancelled"]);
+    assert_eq!(db.count(ANSWER_COUNT_SQL), ANSWER_CHUNK, "the run stopped after the chunk it had stored");
+    let status = common::culturespa(&data)
+        .args(["run", "--resume", &RUN_ID.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(db.rows(RUN_STATUS_SQL), ["completed"]);
+    assert_eq!(db.count(ANSWER_COUNT_SQL), EXPECTED_ANSWERS);
 }

@@ -38,8 +38,9 @@ pub async fn run_command(
     let on_interrupt = cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("stopping after the current chunk; resume with `culturespa run --resume ID`");
+            // Cancelled before it is said, so whoever reads the line knows the run will stop.
             on_interrupt.cancel();
+            eprintln!("stopping after the current chunk; resume with `culturespa run --resume ID`");
         }
     });
     // A channel of this execution's own: it closes when the execution ends, and so do the bars,

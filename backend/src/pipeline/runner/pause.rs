@@ -1,8 +1,9 @@
 //! A test hook at a stored-progress point. With `CULTURESPA_PAUSE_AFTER_COMMITS=N` and
 //! `CULTURESPA_PAUSE_FILE=PATH` in the environment, the Nth commit of stored work (a chunk of
-//! answers, a generated reply) in this process writes PATH and then waits there for ever: a kill
-//! test kills the process once PATH exists, so the kill falls at a known point however fast or
-//! slow the engine is. Unset (always, outside tests), it does nothing.
+//! answers, a generated reply) in this process writes PATH and then waits there until PATH is
+//! removed: a kill test kills the process once PATH exists, so the kill falls at a known point
+//! however fast or slow the engine is; an interrupt test sends Ctrl-C there and then removes PATH.
+//! Unset (always, outside tests), it does nothing.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -41,8 +42,8 @@ pub(super) fn after_commit() {
         if let Err(error) = std::fs::write(file, b"paused") {
             tracing::error!(file = %file.display(), %error, "cannot write the pause file");
         }
-        loop {
-            std::thread::sleep(Duration::from_secs(60));
+        while file.exists() {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
