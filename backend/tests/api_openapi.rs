@@ -48,6 +48,14 @@ async fn the_openapi_description_documents_every_api_route_and_the_shared_types(
         assert!(run_config.get(field).is_some(), "RunConfig.{field}");
     }
     assert!(schemas.contains_key("RemoteEngineConfig") && schemas.contains_key("ErrorBody"));
+    // Errors are described once: a request's fault answers with an ErrorBody.
+    let error = &create["responses"]["4XX"];
+    assert!(
+        error["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .is_some_and(|reference| reference.ends_with("/ErrorBody")),
+        "{error}"
+    );
     // Path parameters are named as in the routes.
     let detail = &paths["/api/runs/{run_id}"]["get"]["parameters"][0];
     assert_eq!((detail["name"].as_str(), detail["in"].as_str()), (Some("run_id"), Some("path")));

@@ -22,6 +22,13 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// The error response every endpoint of the API description lists: `4XX` with an [`ErrorBody`]
+/// (`responses(..., shared::api::RequestErrors)` in a handler's annotation).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::IntoResponses)]
+#[response(status = "4XX", description = "what is wrong with the request, or who may do it")]
+pub struct RequestErrors(pub ErrorBody);
+
 /// Query of `GET /api/questions`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

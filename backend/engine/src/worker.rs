@@ -89,6 +89,7 @@ impl Engine {
                         }
                         if options.bf16_projections {
                             loaded.model.pack_bf16()?;
+                            tracing::info!(kernel = crate::amx::kernel().name(), "projections in bf16");
                         }
                         if let Some(id) = &options.base_model_id {
                             loaded.model_id = Some(id.clone());

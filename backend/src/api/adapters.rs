@@ -41,7 +41,7 @@ fn folder_bytes(folder: &std::path::Path) -> u64 {
     params(("run_id" = i64, Path)),
     responses(
         (status = 200, body = Vec<AdapterListing>),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn list(
@@ -70,7 +70,7 @@ pub async fn list(
     params(("run_id" = i64, Path), ("name" = String, Path)),
     responses(
         (status = 200, description = "OK"),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn download(

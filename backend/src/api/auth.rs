@@ -203,7 +203,7 @@ pub async fn me(viewer: Viewer) -> Json<Me> {
     request_body = Login,
     responses(
         (status = 200, description = "OK"),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn login(
@@ -246,7 +246,7 @@ pub async fn login(
     tag = "auth",
     responses(
         (status = 200, description = "OK"),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, AppError> {

@@ -47,7 +47,7 @@ async fn placed_personas(
     params(MapQuery),
     responses(
         (status = 200, body = CultureMap),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn culture_map_of(

@@ -16,7 +16,7 @@ use super::{AppError, AppState};
     tag = "engines",
     responses(
         (status = 200, body = Vec<RemoteEngineListing>),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Json<Vec<RemoteEngineListing>>, AppError> {

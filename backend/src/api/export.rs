@@ -41,7 +41,7 @@ impl From<ExportError> for AppError {
     params(("run_id" = i64, Path), ExportQuery),
     responses(
         (status = 200, description = "OK"),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn export(
@@ -91,7 +91,7 @@ pub struct ReviewExportQuery {
     params(("run_id" = i64, Path), ReviewExportQuery),
     responses(
         (status = 200, description = "OK"),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn reviews(

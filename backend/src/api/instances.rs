@@ -96,7 +96,7 @@ impl InstanceQuery {
     params(InstanceQuery, Paging),
     responses(
         (status = 200, body = Page<InstanceItem>),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn list(
@@ -151,7 +151,7 @@ const CSV_HEADER: [&str; 14] = [
     params(InstanceQuery, DownloadQuery),
     responses(
         (status = 200, description = "OK"),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn download(
@@ -217,7 +217,7 @@ fn csv_field(field: &str) -> String {
     params(("instance_id" = i64, Path)),
     responses(
         (status = 200, body = InstanceDetail),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn detail(

@@ -60,7 +60,9 @@ use utoipa::OpenApi;
         super::relations::relations,
         super::culture_map::culture_map_of,
         openapi_json
-    )
+    ),
+    // Referenced by every endpoint's error response (shared::api::RequestErrors).
+    components(schemas(shared::api::ErrorBody))
 )]
 pub struct ApiDoc;
 

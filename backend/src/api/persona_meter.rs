@@ -31,7 +31,7 @@ pub struct MeterQuery {
     params(MeterQuery),
     responses(
         (status = 200, body = PersonaMeter),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn persona_meter_of(

@@ -23,7 +23,7 @@ pub struct QuestionQuery {
     params(QuestionQuery, Paging),
     responses(
         (status = 200, body = Page<Question>),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn list(
@@ -53,7 +53,7 @@ pub async fn list(
     params(("question_id" = String, Path)),
     responses(
         (status = 200, body = QuestionDetail),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn detail(
@@ -87,7 +87,7 @@ pub struct AnswersQuery {
     params(("question_id" = String, Path), AnswersQuery),
     responses(
         (status = 200, body = Page<Answer>),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn answers(

@@ -28,7 +28,7 @@ const SOURCE_HELP: &str = "`source` is human, run:ID or difference:ID";
     params(RelationQuery),
     responses(
         (status = 200, body = Relations),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn relations(

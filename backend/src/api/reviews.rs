@@ -27,7 +27,7 @@ const MAX_REVIEWERS_PER_INSTANCE: u32 = 100;
     request_body = NewReview,
     responses(
         (status = 201, body = Review),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn create(
@@ -78,7 +78,7 @@ pub struct UndoQuery {
     params(("review_id" = i64, Path), UndoQuery),
     responses(
         (status = 200, body = Review),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn undo(
@@ -110,7 +110,7 @@ pub struct ReviewQuery {
     params(ReviewQuery, Paging),
     responses(
         (status = 200, body = Page<Review>),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn list(
@@ -137,7 +137,7 @@ pub async fn list(
     params(("run_id" = i64, Path)),
     responses(
         (status = 200, body = ReviewSettings),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn settings(
@@ -156,7 +156,7 @@ pub async fn settings(
     request_body = ReviewSettings,
     responses(
         (status = 200, body = ReviewSettings),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn set_settings(
@@ -180,7 +180,7 @@ pub async fn set_settings(
     params(("run_id" = i64, Path)),
     responses(
         (status = 200, body = Agreement),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn agreement_of(

@@ -24,7 +24,7 @@ use super::{AppError, AppState};
     request_body = RunConfig,
     responses(
         (status = 201, body = Run),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn create(
@@ -46,7 +46,7 @@ pub async fn create(
     params(("run_id" = i64, Path)),
     responses(
         (status = 200, body = Run),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn cancel(
@@ -66,7 +66,7 @@ pub async fn cancel(
     params(("run_id" = i64, Path)),
     responses(
         (status = 200, body = Run),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn resume(
@@ -95,7 +95,7 @@ pub struct StreamQuery {
     params(("run_id" = i64, Path), StreamQuery),
     responses(
         (status = 200, description = "server-sent events: the run's stored events, then new ones as they happen", content_type = "text/event-stream"),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn stream(

@@ -14,7 +14,7 @@ use crate::store::Store;
     params(Paging),
     responses(
         (status = 200, body = Page<Run>),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn list(State(state): State<AppState>, Query(paging): Query<Paging>) -> Result<Json<Page<Run>>, AppError> {
@@ -30,7 +30,7 @@ pub async fn list(State(state): State<AppState>, Query(paging): Query<Paging>) -
     params(("run_id" = i64, Path)),
     responses(
         (status = 200, body = Run),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn detail(State(state): State<AppState>, Path(run_id): Path<i64>) -> Result<Json<Run>, AppError> {
@@ -72,7 +72,7 @@ pub struct EventQuery {
     params(("run_id" = i64, Path), EventQuery),
     responses(
         (status = 200, description = "a Page of the run's events after `after`, each as [event_id, RunEvent]"),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn events(

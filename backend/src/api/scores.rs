@@ -47,7 +47,7 @@ pub struct ScoreQuery {
     params(ScoreQuery),
     responses(
         (status = 200, body = RunScores),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn run_scores(
@@ -69,7 +69,7 @@ pub async fn run_scores(
     tag = "scores",
     responses(
         (status = 200, body = ReleasedScores),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn released(State(state): State<AppState>) -> Result<Json<ReleasedScores>, AppError> {

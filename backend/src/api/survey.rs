@@ -37,7 +37,7 @@ pub async fn cultures(State(state): State<AppState>, Query(paging): Query<Paging
     params(("country_code" = String, Path)),
     responses(
         (status = 200, body = Culture),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn culture(
@@ -72,7 +72,7 @@ pub async fn topics(State(state): State<AppState>, Query(paging): Query<Paging>)
     params(("topic" = String, Path)),
     responses(
         (status = 200, body = Topic),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn topic(State(state): State<AppState>, Path(topic): Path<String>) -> Result<Json<Topic>, AppError> {

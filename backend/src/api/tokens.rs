@@ -16,7 +16,7 @@ use crate::auth::{new_api_token, token_digest, validate_token_name};
     tag = "tokens",
     responses(
         (status = 200, body = Vec<ApiToken>),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Json<Vec<ApiToken>>, AppError> {
@@ -31,7 +31,7 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Json<
     request_body = NewApiToken,
     responses(
         (status = 201, body = CreatedApiToken),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn create(
@@ -53,7 +53,7 @@ pub async fn create(
     params(("token_id" = i64, Path)),
     responses(
         (status = 204, description = "done"),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn revoke(

@@ -17,7 +17,7 @@ use crate::auth::{hash_password, validate_username};
     tag = "users",
     responses(
         (status = 200, body = Vec<Account>),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Json<Vec<Account>>, AppError> {
@@ -32,7 +32,7 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Json<
     request_body = NewUser,
     responses(
         (status = 201, body = User),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn add(
@@ -54,7 +54,7 @@ pub async fn add(
     request_body = UserChange,
     responses(
         (status = 200, body = User),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn change(
@@ -82,7 +82,7 @@ pub async fn change(
     params(("username" = String, Path)),
     responses(
         (status = 204, description = "done"),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn remove(
@@ -102,7 +102,7 @@ pub async fn remove(
     params(("username" = String, Path)),
     responses(
         (status = 200, body = Revoked),
-        (status = "4XX", body = shared::api::ErrorBody, description = "what is wrong with the request, or who may do it"),
+        shared::api::RequestErrors,
     )
 )]
 pub async fn revoke(

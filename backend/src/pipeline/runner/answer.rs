@@ -95,6 +95,18 @@ pub(super) fn stage_work<'q>(runner: &Runner, run: &Run, questions: &'q [Questio
     work
 }
 
+/// The items of `work` with no stored answer yet: what the stage, a batch file or its results
+/// still have to answer.
+pub(super) async fn pending_work<'w, 'q>(
+    runner: &Runner,
+    run_id: i64,
+    work: &'w [WorkItem<'q>],
+    question_set: &str,
+) -> Result<Vec<&'w WorkItem<'q>>, RunnerError> {
+    let stored: HashSet<AnswerKey> = runner.store.answer_keys(run_id).await?.into_iter().collect();
+    Ok(work.iter().filter(|item| !stored.contains(&item.key(question_set))).collect())
+}
+
 pub(super) async fn answer_stage(
     runner: &Runner,
     run: &Run,
@@ -105,8 +117,7 @@ pub(super) async fn answer_stage(
     let questions = run_questions(runner, run, stage, question_set).await?;
     let adapters = stage_adapters(runner, run, stage).await?;
     let work = stage_work(runner, run, &questions);
-    let stored: HashSet<AnswerKey> = runner.store.answer_keys(run_id).await?.into_iter().collect();
-    let pending: Vec<&WorkItem> = work.iter().filter(|item| !stored.contains(&item.key(question_set))).collect();
+    let pending = pending_work(runner, run_id, &work, question_set).await?;
     let total = work.len() as u64;
     let mut done = total - pending.len() as u64;
     runner.emit(run_id, RunEvent::StageStarted { stage, total }).await?;

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use shared::{AnswerMode, Calibration, Run, RunEvent, Stage};
 
-use super::answer::{new_answer, run_questions, stage_work};
+use super::answer::{new_answer, pending_work, run_questions, stage_work};
 use super::inference::RunEngine;
 use super::work::{render_prompt, WorkItem};
 use super::{run_question_set, Runner, RunnerError};
@@ -16,7 +16,7 @@ use crate::analysis::option_answer_code;
 use crate::pipeline::calibration::argmax;
 use crate::remote::batch::{custom_id, read_results, request_line};
 use crate::remote::{RemoteEngine, RemoteError, RemoteSampling};
-use crate::store::{AnswerKey, WVS_SET};
+use crate::store::WVS_SET;
 
 /// What writing or reading a batch did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -75,9 +75,8 @@ pub async fn write_batch(runner: &Runner, run_id: i64, out: &mut dyn Write) -> R
     let run = runner.store.run(run_id).await?;
     let (stage, question_set, remote) = batch_stage(runner, &run).await?;
     let questions = run_questions(runner, &run, stage, &question_set).await?;
-    let stored: HashSet<AnswerKey> = runner.store.answer_keys(run_id).await?.into_iter().collect();
     let work = stage_work(runner, &run, &questions);
-    let pending: Vec<&WorkItem> = work.iter().filter(|item| !stored.contains(&item.key(&question_set))).collect();
+    let pending = pending_work(runner, run_id, &work, &question_set).await?;
     let mut written = 0;
     let io = |error: std::io::Error| refuse(&run, format!("writing the batch file: {error}"));
     for item in &pending {
@@ -111,9 +110,8 @@ pub async fn read_batch(runner: &Runner, run_id: i64, file: &Path) -> Result<Bat
     let (stage, question_set, remote) = batch_stage(runner, &run).await?;
     let results = read_results(file).map_err(|error| refuse(&run, error.to_string()))?;
     let questions = run_questions(runner, &run, stage, &question_set).await?;
-    let stored: HashSet<AnswerKey> = runner.store.answer_keys(run_id).await?.into_iter().collect();
     let work = stage_work(runner, &run, &questions);
-    let pending: Vec<&WorkItem> = work.iter().filter(|item| !stored.contains(&item.key(&question_set))).collect();
+    let pending = pending_work(runner, run_id, &work, &question_set).await?;
     let sampled = run.config.answer_mode == AnswerMode::Sampling;
     let (mut answers, mut missing, mut failures) = (Vec::new(), 0, Vec::new());
     for item in &pending {
