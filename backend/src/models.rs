@@ -184,7 +184,8 @@ pub struct ModelSource {
     pub registry: ModelRegistry,
     /// A catalogue name, a model of the folder, or a path.
     pub default: String,
-    /// Engines run their projections as bf16 GEMMs on AMX tiles (`--amx`) instead of f32.
+    /// Engines on the CPU run their projections as bf16 GEMMs (`--bf16`: AMX tiles or AVX-512
+    /// BF16) instead of f32.
     pub bf16_projections: bool,
     /// The fused CPU kernels forced on or off (`--cpu-kernels`); `None`: the build's choice.
     pub cpu_kernels: Option<bool>,
@@ -220,6 +221,17 @@ impl ModelSource {
 
     pub fn with_device(self, device: crate::engine::DeviceKind) -> Self {
         ModelSource { device, ..self }
+    }
+
+    /// How the projections of an engine on `device` compute: `f32`, the bf16 kernel of this CPU
+    /// (`bf16-amx`, `bf16-avx512`, `bf16-portable`), or `bf16-cuda`. A run logs it each time it
+    /// executes, so a run resumed with other numerics says so.
+    pub fn projections(&self, device: crate::engine::DeviceKind) -> &'static str {
+        match device {
+            crate::engine::DeviceKind::Cuda(_) => "bf16-cuda",
+            crate::engine::DeviceKind::Cpu if self.bf16_projections => crate::engine::amx::kernel().name(),
+            crate::engine::DeviceKind::Cpu => "f32",
+        }
     }
 
     /// How an engine for the model at `path` is started: the one place both the server's runner

@@ -147,4 +147,9 @@ fn an_interrupted_run_exits_non_zero_and_resumes() {
     assert!(status.success());
     assert_eq!(db.rows(RUN_STATUS_SQL), ["completed"]);
     assert_eq!(db.count(ANSWER_COUNT_SQL), EXPECTED_ANSWERS);
+    // Each sitting says what computed it (the model's file name, not the server's folders).
+    let engine_logs = "SELECT json_extract(event_json, '$.message') FROM run_events WHERE run_id = 2 \
+                       AND json_extract(event_json, '$.message') LIKE 'engine:%' ORDER BY event_id";
+    let sitting = "engine: SmolLM2-135M-Instruct.Q4_1.gguf on cpu, projections f32";
+    assert_eq!(db.rows(engine_logs), [sitting, sitting]);
 }

@@ -322,6 +322,12 @@ impl RunService {
                 return Err(error.into());
             }
         };
+        let on = device.unwrap_or(self.models().device);
+        let model = run.config.model.as_deref().unwrap_or(&self.models().default);
+        // The file's name, never the server's folders (run events are public).
+        let model = Path::new(model).file_name().map_or(model.into(), |name| name.to_string_lossy());
+        let message = format!("engine: {model} on {on}, projections {}", self.models().projections(on));
+        self.emit_on(&updates, run_id, RunEvent::Log { message }).await?;
         let survey = Arc::clone(&self.survey);
         let runner = Runner { store: self.store.clone(), survey, engine: engine.into(), cancel, updates };
         Ok(runner.execute_stages(run_id, only).await?)
