@@ -5,7 +5,7 @@
 # paper's released generated questions (PER_TOPIC per topic, all 18 cultures).
 #   scripts/culturespa-table.sh                 # default model, PER_TOPIC=10
 #   MODEL=path/to/model.gguf PER_TOPIC=50 scripts/culturespa-table.sh
-#   AMX=1 ...                            # bf16 projections on AMX tiles for inference (bigger models)
+#   AMX=1 ...                            # bf16 projections for inference (AMX tiles or AVX-512 BF16; bigger models)
 #   BASE_VARIANTS='["unaware", "p1", "p2", "p3"]' ...   # what the base run evaluates (default: all four)
 # Writes $OUT_DIR/table.md and $OUT_DIR/table.json; prints the table.
 set -euo pipefail
