@@ -89,7 +89,13 @@ impl Engine {
                         }
                         if options.bf16_projections {
                             loaded.model.pack_bf16()?;
-                            tracing::info!(kernel = crate::amx::kernel().name(), "projections in bf16");
+                            match crate::amx::kernel() {
+                                crate::amx::Bf16Kernel::Portable => tracing::warn!(
+                                    "this CPU has neither AMX nor AVX-512 BF16: bf16 projections run a slow portable \
+                                     loop; leave --bf16 off for the f32 kernels"
+                                ),
+                                kernel => tracing::info!(kernel = kernel.name(), "projections in bf16"),
+                            }
                         }
                         if let Some(id) = &options.base_model_id {
                             loaded.model_id = Some(id.clone());
