@@ -105,21 +105,9 @@ fn an_interrupted_run_exits_non_zero_and_resumes() {
     let run_file = work.path().join("run.toml");
     std::fs::write(&run_file, RUN_FILE).unwrap();
     let data = work.path().join("data");
-    let pause_file = work.path().join("paused-at-1");
-    let mut child = common::culturespa(&data)
-        .args(["run", "--config"])
-        .arg(&run_file)
-        .env(culturespa::pipeline::runner::PAUSE_AFTER_COMMITS, "1")
-        .env(culturespa::pipeline::runner::PAUSE_FILE, &pause_file)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while !pause_file.exists() {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before its first commit");
-        assert!(started.elapsed() < RUN_TIMEOUT, "the first commit was not reached");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut command = common::culturespa(&data);
+    command.args(["run", "--config"]).arg(&run_file).stderr(Stdio::piped());
+    let (mut child, pause_file) = common::spawn_paused_at_commit(command, 1, work.path(), RUN_TIMEOUT);
     let interrupt = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(interrupt.success());
     // The handler cancels the run before it prints this line; only then may the runner go on.

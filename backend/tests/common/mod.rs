@@ -34,14 +34,24 @@ pub fn culturespa(data_dir: &Path) -> Command {
 /// waits until it is paused there and kills it: the kill falls at that stored-progress point
 /// however fast or slow the engine is. Fails when the command ends first or takes `timeout`.
 pub fn kill_at_commit(mut command: Command, after_commits: u64, pause_dir: &Path, timeout: std::time::Duration) {
+    command.stderr(std::process::Stdio::null());
+    let (mut child, _) = spawn_paused_at_commit(command, after_commits, pause_dir, timeout);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Spawns `command` with the pause hook at its `after_commits`-th commit and returns once it is
+/// paused there, with the pause file: removing the file lets it go on. Fails when the command
+/// ends first or takes `timeout`.
+pub fn spawn_paused_at_commit(
+    mut command: Command,
+    after_commits: u64,
+    pause_dir: &Path,
+    timeout: std::time::Duration,
+) -> (std::process::Child, PathBuf) {
     use culturespa::pipeline::runner::{PAUSE_AFTER_COMMITS, PAUSE_FILE};
     let file = pause_dir.join(format!("paused-at-{after_commits}"));
-    let mut child = command
-        .env(PAUSE_AFTER_COMMITS, after_commits.to_string())
-        .env(PAUSE_FILE, &file)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = command.env(PAUSE_AFTER_COMMITS, after_commits.to_string()).env(PAUSE_FILE, &file).spawn().unwrap();
     let started = std::time::Instant::now();
     while !file.exists() {
         if let Some(status) = child.try_wait().unwrap() {
@@ -50,8 +60,7 @@ pub fn kill_at_commit(mut command: Command, after_commits: u64, pause_dir: &Path
         assert!(started.elapsed() < timeout, "commit {after_commits} was not reached in {timeout:?}");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    (child, file)
 }
 
 /// Reads a run's database the way the server does, through sqlx, read-only.
