@@ -200,10 +200,17 @@ impl PrefixCache {
 }
 
 /// The key/value caches of the distinct prefixes of a list of batches, each computed once, by
-/// whichever worker first needs it, as an extension of the previous prefix (as [`PrefixCache`]
-/// would do in order, so that the results do not depend on which thread computed what), and
-/// dropped when no batch and no later prefix needs it any more.
-pub struct PrefixChain {
+/// whichever worker first needs it, and dropped when no batch and no longer prefix needs it any
+/// more.
+///
+/// The prefixes form a tree: where a batch's prefix parts from the previous batch's, their common
+/// start becomes a node of its own (a *stem*) that both extend. So two batches depend on each
+/// other only through the tokens they share, and the workers compute their own parts at the same
+/// time. (A chain in which each prefix extends the whole previous one kept one worker waiting
+/// whenever the batches were single long prompts, such as P3's: each batch's prefix is then all of
+/// its prompt but the last token.) The tree depends on the prompts alone, so the results do not
+/// depend on which thread computed what.
+pub struct PrefixTree {
     nodes: Vec<PrefixNode>,
     /// The node of each batch (None when its prefix is empty).
     batch_nodes: Vec<Option<usize>>,
@@ -211,9 +218,9 @@ pub struct PrefixChain {
 
 struct PrefixNode {
     tokens: Vec<u32>,
-    /// The previous prefix and how many of its tokens this one starts with.
-    parent: Option<(usize, usize)>,
-    /// Batches and later prefixes that still need this cache.
+    /// The prefix this one extends (all of its tokens), if any.
+    parent: Option<usize>,
+    /// Batches and longer prefixes that still need this cache.
     users: std::sync::atomic::AtomicUsize,
     slot: std::sync::Mutex<PrefixSlot>,
 }
@@ -226,46 +233,77 @@ enum PrefixSlot {
     Released,
 }
 
-impl PrefixChain {
-    /// The chain of the prefixes `prefixes[i]` of batches `i`, in batch order.
+/// A node of the tree while it is built.
+struct PlannedNode {
+    tokens: Vec<u32>,
+    parent: Option<usize>,
+    users: usize,
+}
+
+impl PrefixTree {
+    /// The tree of the prefixes `prefixes[i]` of batches `i`, in batch order.
     pub fn new<'a>(prefixes: impl IntoIterator<Item = &'a [u32]>) -> Self {
-        let mut nodes: Vec<PrefixNode> = Vec::new();
+        let mut nodes: Vec<PlannedNode> = Vec::new();
         let mut batch_nodes = Vec::new();
-        let mut users: Vec<usize> = Vec::new();
+        // The node of the previous batch with a prefix.
+        let mut previous: Option<usize> = None;
         for prefix in prefixes {
             if prefix.is_empty() {
                 batch_nodes.push(None);
                 continue;
             }
-            let last = nodes.len().checked_sub(1);
-            if let Some(last) = last.filter(|&last| nodes[last].tokens == prefix) {
-                users[last] += 1;
-                batch_nodes.push(Some(last));
-                continue;
-            }
-            let parent = last.and_then(|last| {
-                let reused = common_prefix_len(&nodes[last].tokens, prefix);
-                (reused > 0).then_some((last, reused))
-            });
-            if let Some((parent, _)) = parent {
-                users[parent] += 1;
-            }
-            nodes.push(PrefixNode {
-                tokens: prefix.to_vec(),
-                parent,
-                users: std::sync::atomic::AtomicUsize::new(0),
+            let anchor = previous.and_then(|previous| Self::anchor(&mut nodes, previous, prefix));
+            let node = match anchor {
+                Some(anchor) if nodes[anchor].tokens.len() == prefix.len() => anchor,
+                _ => {
+                    nodes.push(PlannedNode { tokens: prefix.to_vec(), parent: anchor, users: 0 });
+                    if let Some(anchor) = anchor {
+                        nodes[anchor].users += 1;
+                    }
+                    nodes.len() - 1
+                }
+            };
+            nodes[node].users += 1;
+            batch_nodes.push(Some(node));
+            previous = Some(node);
+        }
+        let nodes = nodes
+            .into_iter()
+            .map(|node| PrefixNode {
+                tokens: node.tokens,
+                parent: node.parent,
+                users: std::sync::atomic::AtomicUsize::new(node.users),
                 slot: std::sync::Mutex::new(PrefixSlot::Pending),
-            });
-            users.push(1);
-            batch_nodes.push(Some(nodes.len() - 1));
-        }
-        for (node, count) in nodes.iter().zip(users) {
-            node.users.store(count, std::sync::atomic::Ordering::Relaxed);
-        }
-        PrefixChain { nodes, batch_nodes }
+            })
+            .collect();
+        PrefixTree { nodes, batch_nodes }
     }
 
-    /// Distinct prefixes in the chain.
+    /// The node holding exactly the start that `prefix` shares with node `previous` (found on
+    /// `previous`'s path to the root, or made there as a stem), or None when they share nothing.
+    fn anchor(nodes: &mut Vec<PlannedNode>, previous: usize, prefix: &[u32]) -> Option<usize> {
+        let shared = common_prefix_len(&nodes[previous].tokens, prefix);
+        if shared == 0 {
+            return None;
+        }
+        // Up the path until a node no longer than the shared start; `child` is the one below it.
+        let (mut child, mut above) = (None, Some(previous));
+        while let Some(node) = above.filter(|&node| nodes[node].tokens.len() > shared) {
+            child = Some(node);
+            above = nodes[node].parent;
+        }
+        if let Some(node) = above.filter(|&node| nodes[node].tokens.len() == shared) {
+            return Some(node);
+        }
+        // A stem between `above` (shorter, or the root's absence) and `child` (longer).
+        let child = child?; // never None: `previous` is longer than the shared start here
+        nodes.push(PlannedNode { tokens: prefix[..shared].to_vec(), parent: above, users: 1 });
+        let stem = nodes.len() - 1;
+        nodes[child].parent = Some(stem);
+        Some(stem)
+    }
+
+    /// Distinct prefixes in the tree (stems included).
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -275,7 +313,7 @@ impl PrefixChain {
     }
 
     /// The cache of batch `batch`'s prefix, computing what is missing on the calling thread;
-    /// returns it with the number of tokens this call computed. Call [`PrefixChain::finished`]
+    /// returns it with the number of tokens this call computed. Call [`PrefixTree::finished`]
     /// when the batch is done with it.
     pub fn prefix_of(&self, model: &LlamaModel, batch: usize) -> Result<(Option<KvCache>, usize)> {
         match self.batch_nodes.get(batch).copied().flatten() {
@@ -306,22 +344,13 @@ impl PrefixChain {
         }
         let computed = (|| -> Result<(Option<KvCache>, usize)> {
             let (base, reused, mut computed) = match node.parent {
-                Some((parent, reused)) => {
+                Some(parent) => {
                     let (cache, computed) = self.ensure(model, parent)?;
                     self.release(parent);
-                    let base = match cache {
-                        Some(cache) if cache.len() == reused => Some(cache),
-                        Some(cache) => cache.truncated(reused)?,
-                        None => None,
-                    };
-                    (base, reused, computed)
+                    (cache, self.nodes[parent].tokens.len(), computed)
                 }
                 None => (None, 0, 0),
             };
-            if reused == node.tokens.len() {
-                // A shorter prefix than the previous one: its start is all there is.
-                return Ok((base, computed));
-            }
             let sequence = SequenceInput { tokens: &node.tokens[reused..], branch_tokens: &[] };
             let cache = model.forward(base.as_ref(), &[sequence], true)?.cache;
             computed += node.tokens.len() - reused;
@@ -346,5 +375,58 @@ impl PrefixChain {
                 *slot = PrefixSlot::Released;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ancestors(tree: &PrefixTree, node: usize) -> Vec<usize> {
+        std::iter::successors(tree.nodes[node].parent, |&parent| tree.nodes[parent].parent).collect()
+    }
+
+    #[test]
+    fn batches_that_part_ways_extend_a_shared_stem_not_each_other() {
+        let stem: Vec<u32> = (0..30).collect();
+        let with_tail = |start: usize, len: usize, tail: u32| -> Vec<u32> {
+            stem[..start].iter().copied().chain((0..len as u32).map(|i| 1000 * tail + i)).collect()
+        };
+        // Three long prompts that share 30 tokens, one that shares 20, one identical to the last,
+        // one that extends it and one that shares nothing.
+        let prefixes = [
+            with_tail(30, 10, 1),
+            with_tail(30, 10, 2),
+            with_tail(30, 10, 3),
+            with_tail(20, 10, 4),
+            with_tail(20, 10, 4),
+            with_tail(20, 15, 4),
+            vec![7, 7, 7],
+        ];
+        let tree = PrefixTree::new(prefixes.iter().map(Vec::as_slice));
+        let batch = |index: usize| tree.batch_nodes[index].unwrap();
+        for (index, prefix) in prefixes.iter().enumerate() {
+            assert_eq!(&tree.nodes[batch(index)].tokens, prefix);
+            // Every ancestor is a proper start of the batch's prefix.
+            for ancestor in ancestors(&tree, batch(index)) {
+                let tokens = &tree.nodes[ancestor].tokens;
+                assert!(tokens.len() < prefix.len() && prefix.starts_with(tokens));
+            }
+        }
+        // No batch waits for another's own tokens: only for starts they share.
+        for (first, second) in [(0, 1), (1, 2), (0, 2), (2, 3)] {
+            assert!(!ancestors(&tree, batch(second)).contains(&batch(first)), "{first} → {second}");
+        }
+        assert_eq!(batch(3), batch(4), "an identical prefix is one node");
+        assert!(ancestors(&tree, batch(5)).contains(&batch(4)), "a longer prefix extends the previous one");
+        assert!(ancestors(&tree, batch(6)).is_empty());
+        // Each distinct token position is computed once: 20 + 10 (stems), 3 × 10, 10 + 5, 3.
+        let computed: usize = tree
+            .nodes
+            .iter()
+            .map(|node| node.tokens.len() - node.parent.map_or(0, |parent| tree.nodes[parent].tokens.len()))
+            .sum();
+        assert_eq!(computed, 30 + 30 + 15 + 3);
+        assert_eq!(tree.len(), 2 + 3 + 2 + 1);
     }
 }

@@ -11,7 +11,7 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::batch::{
-    common_prefix_len, plan_batches, BatchLimits, PlanSummary, PlannedSequence, PrefixCache, PrefixChain,
+    common_prefix_len, plan_batches, BatchLimits, PlanSummary, PlannedSequence, PrefixCache, PrefixTree,
 };
 use super::error::{EngineError, Result};
 use super::model::{log_normalizers, KvCache, LlamaModel, SequenceInput};
@@ -186,7 +186,7 @@ impl Scorer {
         let plan_summary = PlanSummary::of(&plans, &planned);
         let prefix_lens: Vec<usize> =
             plans.iter().map(|plan| shared_prefix_len(&prompts[plan.members.clone()], plan.prefix_len)).collect();
-        let chain = PrefixChain::new(
+        let tree = PrefixTree::new(
             plans.iter().zip(&prefix_lens).map(|(plan, &len)| &prompts[plan.members.start].tokens[..len]),
         );
         let mut totals = ScoreCounters::default();
@@ -196,9 +196,9 @@ impl Scorer {
             should_stop,
             |index| {
                 let members = &prompts[plans[index].members.clone()];
-                let (past, computed) = chain.prefix_of(model, index)?;
+                let (past, computed) = tree.prefix_of(model, index)?;
                 let scored = self.score_after(model, past.as_ref(), members, prefix_lens[index]);
-                chain.finished(index);
+                tree.finished(index);
                 let (scores, evaluated) = scored?;
                 Ok((scores, computed + evaluated))
             },
@@ -208,7 +208,7 @@ impl Scorer {
                 on_batch(plans[index].members.start, scores, totals);
             },
         )?;
-        Ok(ScoreReport { counters: totals, plans: plan_summary, prefixes: chain.len(), schedule })
+        Ok(ScoreReport { counters: totals, plans: plan_summary, prefixes: tree.len(), schedule })
     }
 
     /// One forward pass for prompts that share their first `prefix_len` tokens; returns their
