@@ -11,6 +11,7 @@
 #   NO_PEER=1 scripts/bench-score.sh       ours only
 #   NO_BF16=1 scripts/bench-score.sh       f32 projections only, even where a bf16 kernel exists
 #   PEER_ARGS=--no-repack scripts/bench-score.sh
+#   VARIANT=P3 scripts/bench-score.sh      another variant's prompts (`culturespa data prompts`), culture by culture
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +28,11 @@ NATIVE_TARGET=${NATIVE_TARGET:-target-native}
 mkdir -p "$OUT"
 RUSTFLAGS="-C target-cpu=native" CARGO_TARGET_DIR="$NATIVE_TARGET" cargo build --release -p culturespa >&2
 
-python3 "$BENCH/make_prompts.py" > "$OUT/prompts-all.jsonl"
+if [ -n "${VARIANT:-}" ]; then # one variant's workload, rendered by us in the same format
+  "$NATIVE_TARGET/release/culturespa" data prompts --model "$MODEL" --variant "$VARIANT" > "$OUT/prompts-all.jsonl"
+else
+  python3 "$BENCH/make_prompts.py" > "$OUT/prompts-all.jsonl"
+fi
 head -n "$LIMIT" "$OUT/prompts-all.jsonl" > "$OUT/prompts.jsonl"
 
 echo "[bench] culturespa on $(wc -l < "$OUT/prompts.jsonl") prompts, $THREADS threads" >&2

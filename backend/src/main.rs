@@ -121,7 +121,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Serve(args) => cli::serve::run(globals, args).await,
-        Command::Data { command } => cli::data::check(globals, command),
+        Command::Data { command } => cli::data::run(globals, command),
         Command::ScoreReleased(args) => cli::data::score_released(globals, args),
         Command::ImportReleased(args) => cli::data::import_released(globals, args).await,
         Command::PersonaMeter(args) => cli::meter::persona_meter(globals, args).await,

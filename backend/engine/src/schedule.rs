@@ -16,7 +16,8 @@ use super::error::{EngineError, Result};
 pub struct ScheduleStats {
     pub workers: usize,
     pub jobs: usize,
-    /// Seconds the workers spent computing jobs, summed over workers.
+    /// CPU seconds the workers spent in jobs, summed over workers: a worker waiting inside a job
+    /// (for a prefix another worker computes) or for a core is not busy.
     pub busy_seconds: f64,
     /// Seconds from the first job taken to the last result delivered.
     pub wall_seconds: f64,
@@ -68,9 +69,9 @@ pub fn run_in_order<T: Send>(
             if should_stop() {
                 return Err(EngineError::Cancelled);
             }
-            let job_started = Instant::now();
+            let job_started = thread_cpu_time();
             let result = work(job)?;
-            busy += job_started.elapsed();
+            busy += thread_cpu_time().saturating_sub(job_started);
             on_result(job, result);
         }
         return Ok(ScheduleStats {
@@ -97,12 +98,13 @@ pub fn run_in_order<T: Send>(
                     if job >= jobs {
                         break;
                     }
-                    let job_started = Instant::now();
+                    let job_started = thread_cpu_time();
                     let report = match work(job) {
                         Ok(result) => Report::Done(job, result),
                         Err(error) => Report::Failed(job, error),
                     };
-                    busy_nanos.fetch_add(job_started.elapsed().as_nanos() as usize, Ordering::Relaxed);
+                    let busy = thread_cpu_time().saturating_sub(job_started);
+                    busy_nanos.fetch_add(busy.as_nanos() as usize, Ordering::Relaxed);
                     if sender.send(report).is_err() {
                         break;
                     }
@@ -158,6 +160,16 @@ pub fn run_in_order<T: Send>(
     })
 }
 
+/// The CPU time the calling thread has used (zero where the clock cannot be read).
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into `now`, which lives for the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(u64::try_from(now.tv_sec).unwrap_or(0), u32::try_from(now.tv_nsec).unwrap_or(0))
+}
+
 /// Single-thread pools, one per worker: no synchronisation inside a job, and a descheduled
 /// thread delays only its own job.
 pub fn single_thread_pools(count: usize) -> Result<Vec<rayon::ThreadPool>> {
@@ -194,7 +206,37 @@ mod tests {
         .unwrap();
         assert_eq!(seen, (0..40).map(|j| (j, j * 10)).collect::<Vec<_>>());
         assert_eq!((stats.workers, stats.jobs), (3, 40));
-        assert!(stats.busy_seconds > 0.0 && stats.utilisation() <= 1.0);
+        assert!(stats.utilisation() <= 1.0);
+    }
+
+    #[test]
+    fn a_worker_that_waits_inside_a_job_is_not_busy() {
+        let pools = single_thread_pools(1).unwrap();
+        let waiting = run_in_order(
+            &pools,
+            2,
+            || false,
+            |_| {
+                std::thread::sleep(Duration::from_millis(30));
+                Ok(())
+            },
+            |_, _| {},
+        )
+        .unwrap();
+        assert!(waiting.busy_seconds < 0.015, "{waiting:?}");
+        let computing = run_in_order(
+            &pools,
+            2,
+            || false,
+            |_| {
+                let started = thread_cpu_time();
+                while thread_cpu_time() - started < Duration::from_millis(30) {}
+                Ok(())
+            },
+            |_, _| {},
+        )
+        .unwrap();
+        assert!(computing.busy_seconds >= 0.06, "{computing:?}");
     }
 
     #[test]

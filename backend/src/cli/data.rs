@@ -1,17 +1,42 @@
-//! `culturespa data check`, `score-released`, `import-released`: the WVS data and the paper's
-//! released answers.
+//! `culturespa data check`, `data prompts`, `score-released`, `import-released`: the WVS data,
+//! its evaluation prompts and the paper's released answers.
 
 use std::path::PathBuf;
 
-use culturespa::analysis;
-use culturespa::store::Store;
+use std::io::Write;
 
-use super::Globals;
+use anyhow::Context;
+use culturespa::analysis;
+use culturespa::pipeline::answer_prompt::placed_answer_prompt;
+use culturespa::store::Store;
+use shared::{PersonaPlacement, PromptVariant};
+
+use super::{parse_serde_name, parse_variant_arg, Globals};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum DataCommand {
     /// Validate the WVS data and print what it holds as JSON.
     Check,
+    /// The evaluation workload of one prompt variant as JSON lines on stdout, in the order a run's
+    /// evaluate stage takes it (culture by culture, the 259 WVS questions each): one
+    /// {"id", "question_id", "country_code", "text", "choices"} per prompt, its text rendered with
+    /// the model's chat template. The format of shared/bench/make_prompts.py, so `bench score` and
+    /// the llama.cpp harness take it (P2 and P3 prompts are longer than P1's).
+    Prompts {
+        /// A model of the catalogue or the models folder, a GGUF file or a Hugging Face folder
+        /// (only its chat template is read).
+        #[arg(long)]
+        model: String,
+        /// unaware, P1, P2, P3, P1+P3 or P2+P3.
+        #[arg(long, default_value = "P1")]
+        variant: String,
+        /// Where the persona sits: system (the paper's prompts), user or both.
+        #[arg(long, default_value = "system", value_parser = parse_serde_name::<PersonaPlacement>)]
+        placement: PersonaPlacement,
+        /// The first N questions only (0 = all 259).
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -35,8 +60,16 @@ pub struct ImportReleasedArgs {
     data_dir: PathBuf,
 }
 
-pub fn check(globals: &Globals, command: DataCommand) -> anyhow::Result<()> {
-    let DataCommand::Check = command;
+pub fn run(globals: &Globals, command: DataCommand) -> anyhow::Result<()> {
+    match command {
+        DataCommand::Check => check(globals),
+        DataCommand::Prompts { model, variant, placement, limit } => {
+            prompts(globals, &model, parse_variant_arg(&variant)?, placement, limit)
+        }
+    }
+}
+
+fn check(globals: &Globals) -> anyhow::Result<()> {
     let survey = globals.survey()?;
     let topics: Vec<_> = survey
         .topics
@@ -50,6 +83,45 @@ pub fn check(globals: &Globals, command: DataCommand) -> anyhow::Result<()> {
         "topics": topics,
     });
     println!("{summary}");
+    Ok(())
+}
+
+fn prompts(
+    globals: &Globals,
+    model: &str,
+    variant: PromptVariant,
+    placement: PersonaPlacement,
+    limit: usize,
+) -> anyhow::Result<()> {
+    let survey = globals.survey()?;
+    let model_path = globals.resolve_model(model)?;
+    let template = culturespa::engine::load_chat_template(&model_path)
+        .with_context(|| format!("the chat template of {}", model_path.display()))?;
+    let questions = match limit {
+        0 => &survey.questions[..],
+        limit => &survey.questions[..limit.min(survey.questions.len())],
+    };
+    let settings: Vec<Option<&str>> = if variant.is_culture_specific() {
+        survey.cultures.iter().map(|culture| Some(culture.country_code.as_str())).collect()
+    } else {
+        vec![None]
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for country_code in settings {
+        for question in questions {
+            let chat = placed_answer_prompt(&survey, question, variant, country_code, placement)
+                .with_context(|| format!("the {} prompt of {}", variant.label(), question.question_id))?;
+            let line = serde_json::json!({
+                "id": format!("{}/{}", country_code.unwrap_or("unaware"), question.question_id),
+                "question_id": question.question_id,
+                "country_code": country_code,
+                "text": template.render_exchange(&chat.system, &chat.user)?,
+                "choices": question.options.iter().map(|option| option.code.to_string()).collect::<Vec<_>>(),
+            });
+            writeln!(out, "{line}")?;
+        }
+    }
+    out.flush()?;
     Ok(())
 }
 
