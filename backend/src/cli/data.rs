@@ -32,7 +32,7 @@ pub enum DataCommand {
         variant: String,
         /// Where the persona sits: system (the paper's prompts), user or both.
         #[arg(long, default_value = "system", value_parser = parse_serde_name::<PersonaPlacement>)]
-        placement: PersonaPlacement,
+        persona: PersonaPlacement,
         /// The first N questions only (0 = all 259).
         #[arg(long, default_value_t = 0)]
         limit: usize,
@@ -63,8 +63,8 @@ pub struct ImportReleasedArgs {
 pub fn run(globals: &Globals, command: DataCommand) -> anyhow::Result<()> {
     match command {
         DataCommand::Check => check(globals),
-        DataCommand::Prompts { model, variant, placement, limit } => {
-            prompts(globals, &model, parse_variant_arg(&variant)?, placement, limit)
+        DataCommand::Prompts { model, variant, persona, limit } => {
+            prompts(globals, &model, parse_variant_arg(&variant)?, persona, limit)
         }
     }
 }

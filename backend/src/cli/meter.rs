@@ -43,8 +43,8 @@ pub struct SensitivityArgs {
     #[arg(long, value_delimiter = ',', default_value = "P1")]
     variants: Vec<String>,
     /// Where the persona goes: system (the paper), user, both.
-    #[arg(long, value_enum, default_value = "system")]
-    persona: PersonaArg,
+    #[arg(long, default_value = "system", value_parser = parse_serde_name::<shared::PersonaPlacement>)]
+    persona: shared::PersonaPlacement,
     /// How options are scored: digits (the option codes; the paper) or cloze (the option texts).
     #[arg(long, default_value = "digits", value_parser = parse_serde_name::<shared::ScoringFormulation>)]
     scoring: shared::ScoringFormulation,
@@ -61,14 +61,6 @@ pub struct SensitivityArgs {
     data_dir: PathBuf,
 }
 
-/// Where the persona goes in culture-aware prompts (`shared::PersonaPlacement`).
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum PersonaArg {
-    System,
-    User,
-    Both,
-}
-
 pub async fn persona_meter(globals: &Globals, args: PersonaMeterArgs) -> anyhow::Result<()> {
     let variant = parse_variant_arg(&args.variant)?;
     let survey = globals.survey()?;
@@ -83,17 +75,12 @@ pub async fn persona_meter(globals: &Globals, args: PersonaMeterArgs) -> anyhow:
 
 pub async fn sensitivity(globals: &Globals, args: SensitivityArgs) -> anyhow::Result<()> {
     let variants = args.variants.iter().map(|text| parse_variant_arg(text)).collect::<anyhow::Result<Vec<_>>>()?;
-    let persona = match args.persona {
-        PersonaArg::System => shared::PersonaPlacement::System,
-        PersonaArg::User => shared::PersonaPlacement::User,
-        PersonaArg::Both => shared::PersonaPlacement::Both,
-    };
     let plan = SensitivityPlan {
         model: args.model,
         questions: args.questions,
         cultures: args.cultures,
         variants,
-        persona,
+        persona: args.persona,
         scoring: args.scoring,
         calibration: args.calibration,
         seed: args.seed,
