@@ -11,7 +11,7 @@ use shared::{AnswerMode, PromptVariant, Question, QuestionSelection, Run, RunEve
 use super::calibrate::Calibrator;
 use super::inference::{sample_replies, RunEngine};
 use super::score::{score_items, ScoreItem};
-use super::work::{render_prompt, stage_adapters, Prompt, StageAdapters, WorkItem};
+use super::work::{render_prompt, shared_starts_together, stage_adapters, Prompt, StageAdapters, WorkItem};
 use super::{Runner, RunnerError};
 use crate::analysis::option_answer_code;
 use crate::engine::{AdapterChoice, SamplingParams};
@@ -126,6 +126,12 @@ pub(super) async fn answer_stage(
             Calibrator::prepare(runner, run, stage, question_set, &questions, &pending, &adapters).await?
         }
         AnswerMode::Sampling => Calibrator::none(),
+    };
+    // Scoring is prefill alone, where shared starts pay (a score does not depend on the order);
+    // sampling is mostly decoding and keeps the stage's order.
+    let pending = match run.config.answer_mode {
+        AnswerMode::Scoring => shared_starts_together(runner, run, &adapters, pending)?,
+        AnswerMode::Sampling => pending,
     };
     if done > 0 {
         runner
