@@ -118,11 +118,20 @@ fn prompts(
                 "text": template.render_exchange(&chat.system, &chat.user)?,
                 "choices": question.options.iter().map(|option| option.code.to_string()).collect::<Vec<_>>(),
             });
-            writeln!(out, "{line}")?;
+            if let Err(error) = writeln!(out, "{line}") {
+                return quiet_when_piped_away(error);
+            }
         }
     }
-    out.flush()?;
-    Ok(())
+    out.flush().or_else(quiet_when_piped_away)
+}
+
+/// A reader that stops early (`| head`) is not an error.
+fn quiet_when_piped_away(error: std::io::Error) -> anyhow::Result<()> {
+    match error.kind() {
+        std::io::ErrorKind::BrokenPipe => Ok(()),
+        _ => Err(error.into()),
+    }
 }
 
 pub fn score_released(globals: &Globals, args: ScoreReleasedArgs) -> anyhow::Result<()> {
