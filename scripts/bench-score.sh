@@ -12,6 +12,7 @@
 #   NO_BF16=1 scripts/bench-score.sh       f32 projections only, even where a bf16 kernel exists
 #   PEER_ARGS=--no-repack scripts/bench-score.sh
 #   VARIANT=P3 scripts/bench-score.sh      another variant's prompts (`culturespa data prompts`), culture by culture
+#   VARIANT=P3 SORTED=1 scripts/bench-score.sh   ... in the order a scoring stage answers them (by text)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +30,8 @@ mkdir -p "$OUT"
 RUSTFLAGS="-C target-cpu=native" CARGO_TARGET_DIR="$NATIVE_TARGET" cargo build --release -p culturespa >&2
 
 if [ -n "${VARIANT:-}" ]; then # one variant's workload, rendered by us in the same format
-  "$NATIVE_TARGET/release/culturespa" data prompts --model "$MODEL" --variant "$VARIANT" > "$OUT/prompts-all.jsonl"
+  "$NATIVE_TARGET/release/culturespa" data prompts --model "$MODEL" --variant "$VARIANT" ${SORTED:+--sorted} \
+    > "$OUT/prompts-all.jsonl"
 else
   python3 "$BENCH/make_prompts.py" > "$OUT/prompts-all.jsonl"
 fi

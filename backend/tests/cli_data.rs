@@ -46,6 +46,14 @@ fn p3_prompts_show_the_cultures_own_answers_and_unaware_ones_name_no_culture() {
     // The examples carry each culture's majority answers, so two cultures' prompts differ.
     assert!(lines.iter().any(|line| line["text"] != lines[0]["text"]));
 
+    // Sorted as a scoring stage answers them: the same prompts, by text.
+    let (ok, sorted, stderr) = prompts(&["--variant", "p3", "--limit", "1", "--sorted"]);
+    assert!(ok, "{stderr}");
+    let mut expected = lines.clone();
+    expected.sort_by(|a, b| a["text"].as_str().cmp(&b["text"].as_str()));
+    assert_eq!(sorted, expected);
+    assert_ne!(sorted, lines, "the cultures' order is not the texts' order");
+
     let (ok, lines, stderr) = prompts(&["--variant", "unaware", "--limit", "3"]);
     assert!(ok, "{stderr}");
     assert_eq!(lines.len(), 3);

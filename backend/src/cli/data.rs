@@ -1,9 +1,8 @@
 //! `culturespa data check`, `data prompts`, `score-released`, `import-released`: the WVS data,
 //! its evaluation prompts and the paper's released answers.
 
-use std::path::PathBuf;
-
 use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use culturespa::analysis;
@@ -17,11 +16,11 @@ use super::{parse_serde_name, parse_variant_arg, Globals};
 pub enum DataCommand {
     /// Validate the WVS data and print what it holds as JSON.
     Check,
-    /// The evaluation workload of one prompt variant as JSON lines on stdout, in the order a run's
-    /// evaluate stage takes it (culture by culture, the 259 WVS questions each): one
-    /// {"id", "question_id", "country_code", "text", "choices"} per prompt, its text rendered with
-    /// the model's chat template. The format of shared/bench/make_prompts.py, so `bench score` and
-    /// the llama.cpp harness take it (P2 and P3 prompts are longer than P1's).
+    /// The evaluation workload of one prompt variant as JSON lines on stdout, culture by culture
+    /// (the 259 WVS questions each) as a run lists it: one {"id", "question_id", "country_code",
+    /// "text", "choices"} per prompt, its text rendered with the model's chat template. The format
+    /// of shared/bench/make_prompts.py, so `bench score` and the llama.cpp harness take it (P2 and
+    /// P3 prompts are longer than P1's).
     Prompts {
         /// A model of the catalogue or the models folder, a GGUF file or a Hugging Face folder
         /// (only its chat template is read).
@@ -36,6 +35,10 @@ pub enum DataCommand {
         /// The first N questions only (0 = all 259).
         #[arg(long, default_value_t = 0)]
         limit: usize,
+        /// In the order a scoring stage answers them: sorted by text, so that prompts sharing a
+        /// start are neighbours.
+        #[arg(long)]
+        sorted: bool,
     },
 }
 
@@ -63,8 +66,8 @@ pub struct ImportReleasedArgs {
 pub fn run(globals: &Globals, command: DataCommand) -> anyhow::Result<()> {
     match command {
         DataCommand::Check => check(globals),
-        DataCommand::Prompts { model, variant, persona, limit } => {
-            prompts(globals, &model, parse_variant_arg(&variant)?, persona, limit)
+        DataCommand::Prompts { model, variant, persona, limit, sorted } => {
+            prompts(globals, &model, parse_variant_arg(&variant)?, persona, limit, sorted)
         }
     }
 }
@@ -90,8 +93,9 @@ fn prompts(
     globals: &Globals,
     model: &str,
     variant: PromptVariant,
-    placement: PersonaPlacement,
+    persona: PersonaPlacement,
     limit: usize,
+    sorted: bool,
 ) -> anyhow::Result<()> {
     let survey = globals.survey()?;
     let model_path = globals.resolve_model(model)?;
@@ -106,21 +110,29 @@ fn prompts(
     } else {
         vec![None]
     };
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut lines = Vec::with_capacity(settings.len() * questions.len());
     for country_code in settings {
         for question in questions {
-            let chat = placed_answer_prompt(&survey, question, variant, country_code, placement)
+            let chat = placed_answer_prompt(&survey, question, variant, country_code, persona)
                 .with_context(|| format!("the {} prompt of {}", variant.label(), question.question_id))?;
-            let line = serde_json::json!({
-                "id": format!("{}/{}", country_code.unwrap_or("unaware"), question.question_id),
-                "question_id": question.question_id,
-                "country_code": country_code,
-                "text": template.render_exchange(&chat.system, &chat.user)?,
-                "choices": question.options.iter().map(|option| option.code.to_string()).collect::<Vec<_>>(),
-            });
-            if let Err(error) = writeln!(out, "{line}") {
-                return quiet_when_piped_away(error);
-            }
+            let text = template.render_exchange(&chat.system, &chat.user)?;
+            lines.push((text, country_code, question));
+        }
+    }
+    if sorted {
+        lines.sort_by(|a, b| a.0.cmp(&b.0)); // stable, as the stage's
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (text, country_code, question) in lines {
+        let line = serde_json::json!({
+            "id": format!("{}/{}", country_code.unwrap_or("unaware"), question.question_id),
+            "question_id": question.question_id,
+            "country_code": country_code,
+            "text": text,
+            "choices": question.options.iter().map(|option| option.code.to_string()).collect::<Vec<_>>(),
+        });
+        if let Err(error) = writeln!(out, "{line}") {
+            return quiet_when_piped_away(error);
         }
     }
     out.flush().or_else(quiet_when_piped_away)
