@@ -66,7 +66,7 @@ fn cases(survey: &SurveyData, one_digit: usize, two_digit: usize) -> Vec<(ChatPr
             [(PromptVariant::Unaware, None), (PromptVariant::P1, Some("USA")), (PromptVariant::P1, Some("CHN"))]
         {
             let prompt = answer_prompt(survey, question, variant, culture).unwrap();
-            let codes = question.options.iter().map(|option| option.code.to_string()).collect();
+            let codes = question.option_codes();
             cases.push((ChatPrompt { system: prompt.system, user: prompt.user }, codes));
         }
     }

@@ -91,6 +91,11 @@ impl Question {
     pub fn options_line(&self) -> String {
         self.options.iter().map(|option| format!("{}.{}", option.code, option.text)).collect::<Vec<_>>().join(" ")
     }
+
+    /// The option codes as text, in order (`["1", "2", "3", "4"]`): the labels a scorer compares.
+    pub fn option_codes(&self) -> Vec<String> {
+        self.options.iter().map(|option| option.code.to_string()).collect()
+    }
 }
 
 /// The share of a culture's respondents that gave each answer code (as in the WVS file: shares of

@@ -41,11 +41,10 @@ pub async fn create(
     if let ReviewDecision::ChangeAnswer { code } = review.decision {
         let question = state.store.question(&item.question_set, &item.instance.question_id).await?;
         if !question.options.iter().any(|option| option.code == code) {
-            let codes: Vec<String> = question.options.iter().map(|option| option.code.to_string()).collect();
             return Err(AppError::BadRequest(format!(
                 "{} has no option {code} (options: {})",
                 question.question_id,
-                codes.join(", ")
+                question.option_codes().join(", ")
             )));
         }
     }

@@ -129,7 +129,7 @@ fn prompts(
             "question_id": question.question_id,
             "country_code": country_code,
             "text": text,
-            "choices": question.options.iter().map(|option| option.code.to_string()).collect::<Vec<_>>(),
+            "choices": question.option_codes(),
         });
         if let Err(error) = writeln!(out, "{line}") {
             return quiet_when_piped_away(error);

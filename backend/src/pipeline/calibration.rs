@@ -42,7 +42,7 @@ pub fn rotated_question(question: &Question, shift: usize) -> Question {
 /// The option codes of a question as a key (`1-2-3-4`): questions with the same codes share a
 /// permutation prior, since the prior is one over the label tokens.
 pub fn option_codes_key(question: &Question) -> String {
-    question.options.iter().map(|option| option.code.to_string()).collect::<Vec<_>>().join("-")
+    question.option_codes().join("-")
 }
 
 /// q ∝ p / prior, normalised. `None` when the lengths differ or nothing is left.

@@ -11,7 +11,7 @@ use shared::{AnswerMode, PromptVariant, Question, QuestionSelection, Run, RunEve
 use super::calibrate::Calibrator;
 use super::inference::{sample_replies, RunEngine};
 use super::score::{score_items, ScoreItem};
-use super::work::{render_prompt, shared_starts_together, stage_adapters, Prompt, StageAdapters, WorkItem};
+use super::work::{render_all, shared_starts_together, stage_adapters, Prompt, Rendered, StageAdapters, WorkItem};
 use super::{Runner, RunnerError};
 use crate::analysis::option_answer_code;
 use crate::engine::{AdapterChoice, SamplingParams};
@@ -129,8 +129,9 @@ pub(super) async fn answer_stage(
     };
     // Scoring is prefill alone, where shared starts pay (a score does not depend on the order);
     // sampling is mostly decoding and keeps the stage's order.
+    let pending = render_all(runner, run, pending)?;
     let pending = match run.config.answer_mode {
-        AnswerMode::Scoring => shared_starts_together(runner, run, &adapters, pending)?,
+        AnswerMode::Scoring => shared_starts_together(&adapters, pending),
         AnswerMode::Sampling => pending,
     };
     if done > 0 {
@@ -162,29 +163,30 @@ pub(super) async fn answer_stage(
 }
 
 /// Prompts of a chunk answered by one engine job: the adapter, and (position in chunk, prompt).
-type PromptGroup = (Option<AdapterChoice>, Vec<(usize, Prompt)>);
+type PromptGroup<'p> = (Option<AdapterChoice>, Vec<(usize, &'p Prompt)>);
 
 /// Answers one chunk with the model; a prompt that cannot be built is stored as a recorded skip.
 async fn answer_chunk(
     runner: &Runner,
     run: &Run,
     question_set: &str,
-    chunk: &[&WorkItem<'_>],
+    rendered: &[Rendered<'_, '_>],
     adapters: &StageAdapters,
     calibrator: &Calibrator,
 ) -> Result<Vec<NewAnswer>, RunnerError> {
+    let chunk: Vec<&WorkItem<'_>> = rendered.iter().map(|entry| entry.item).collect();
     let mut answers: Vec<Option<NewAnswer>> = Vec::with_capacity(chunk.len());
     let mut to_model = Vec::new(); // (position in chunk, prompt)
     let mut skipped = Vec::new();
-    for (position, item) in chunk.iter().enumerate() {
-        match render_prompt(runner, run, item.question, item.variant, item.country_code.as_deref())? {
+    for (position, entry) in rendered.iter().enumerate() {
+        match &entry.prompt {
             Ok(prompt) => {
                 to_model.push((position, prompt));
                 answers.push(None);
             }
             Err(error) => {
-                skipped.push(format!("{}: {error}", item.prompt_id()));
-                answers.push(Some(new_answer(question_set, item, None, None, None)));
+                skipped.push(format!("{}: {error}", entry.item.prompt_id()));
+                answers.push(Some(new_answer(question_set, entry.item, None, None, None)));
             }
         }
     }
@@ -192,7 +194,7 @@ async fn answer_chunk(
         runner.emit(run.run_id, RunEvent::Log { message: format!("skipped {message}") }).await?;
     }
     // One engine job per adapter, prompts in chunk order within each.
-    let mut groups: Vec<PromptGroup> = Vec::new();
+    let mut groups: Vec<PromptGroup<'_>> = Vec::new();
     for (position, prompt) in to_model {
         let choice = adapters.for_item(chunk[position]);
         match groups.iter_mut().find(|(existing, _)| *existing == choice) {
@@ -207,7 +209,7 @@ async fn answer_chunk(
                     .iter()
                     .map(|(position, prompt)| ScoreItem {
                         id: chunk[*position].prompt_id(),
-                        prompt: prompt.clone(),
+                        prompt: (*prompt).clone(),
                         question: chunk[*position].question,
                     })
                     .collect();
@@ -222,8 +224,10 @@ async fn answer_chunk(
                 }
             }
             AnswerMode::Sampling => {
-                let prompts: Vec<(String, Prompt)> =
-                    to_model.iter().map(|(position, prompt)| (chunk[*position].prompt_id(), prompt.clone())).collect();
+                let prompts: Vec<(String, Prompt)> = to_model
+                    .iter()
+                    .map(|(position, prompt)| (chunk[*position].prompt_id(), (*prompt).clone()))
+                    .collect();
                 let params = SamplingParams { seed: run.config.seed, ..SamplingParams::default() };
                 let replies = sample_replies(runner, adapter, prompts, params).await?;
                 for ((position, _), reply) in to_model.iter().zip(replies) {

@@ -10,7 +10,7 @@ use shared::{AnswerMode, Calibration, Run, RunEvent, Stage};
 
 use super::answer::{new_answer, pending_work, run_questions, stage_work};
 use super::inference::RunEngine;
-use super::work::{render_prompt, WorkItem};
+use super::work::render_prompt;
 use super::{run_question_set, Runner, RunnerError};
 use crate::analysis::option_answer_code;
 use crate::pipeline::calibration::argmax;
@@ -85,7 +85,7 @@ pub async fn write_batch(runner: &Runner, run_id: i64, out: &mut dyn Write) -> R
         };
         let prompt_id = item.prompt_id();
         let requests = match run.config.answer_mode {
-            AnswerMode::Scoring => remote.score_requests(&prompt.chat, &codes(item))?,
+            AnswerMode::Scoring => remote.score_requests(&prompt.chat, &item.question.option_codes())?,
             AnswerMode::Sampling => vec![remote.generation_request(&prompt.chat, &sampling(&run))?],
         };
         let sampled = run.config.answer_mode == AnswerMode::Sampling;
@@ -96,10 +96,6 @@ pub async fn write_batch(runner: &Runner, run_id: i64, out: &mut dyn Write) -> R
     }
     out.flush().map_err(io)?;
     Ok(BatchSummary { run_id, stage, pending: pending.len(), done: written, missing: 0, failures: Vec::new() })
-}
-
-fn codes(item: &WorkItem<'_>) -> Vec<String> {
-    item.question.options.iter().map(|option| option.code.to_string()).collect()
 }
 
 /// Reads a results file and stores the answers of every pending prompt whose results are all
@@ -122,7 +118,7 @@ pub async fn read_batch(runner: &Runner, run_id: i64, file: &Path) -> Result<Bat
         let requests = if sampled {
             vec![remote.generation_request(&prompt.chat, &sampling(&run))?]
         } else {
-            remote.score_requests(&prompt.chat, &codes(item))?
+            remote.score_requests(&prompt.chat, &item.question.option_codes())?
         };
         let wanted = requests.len();
         let mut replies = Vec::with_capacity(wanted);
@@ -150,7 +146,7 @@ pub async fn read_batch(runner: &Runner, run_id: i64, file: &Path) -> Result<Bat
             let code = option_answer_code(&reply, item.question);
             new_answer(&question_set, item, Some(reply), code, None)
         } else {
-            let distribution = remote.distribution(&codes(item), &replies)?;
+            let distribution = remote.distribution(&item.question.option_codes(), &replies)?;
             let code = argmax(&distribution).map(|index| item.question.options[index].code);
             new_answer(&question_set, item, None, code, Some(distribution))
         };

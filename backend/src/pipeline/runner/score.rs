@@ -25,12 +25,12 @@ pub(super) async fn score_items(
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    let codes = |question: &Question| question.options.iter().map(|o| o.code.to_string()).collect::<Vec<_>>();
     let engine = match &runner.engine {
         RunEngine::Local(engine) => engine,
         RunEngine::Remote(remote) => {
             // The validator keeps adapters and cloze scoring to the in-process engine.
-            let prompts: Vec<_> = items.iter().map(|item| (item.prompt.chat.clone(), codes(item.question))).collect();
+            let prompts: Vec<_> =
+                items.iter().map(|item| (item.prompt.chat.clone(), item.question.option_codes())).collect();
             return remote.score(&prompts, &runner.cancel).await.map_err(remote_error);
         }
     };
@@ -41,7 +41,7 @@ pub(super) async fn score_items(
                 .map(|item| ScorePrompt {
                     id: item.id.clone(),
                     text: item.prompt.text.clone(),
-                    choices: codes(item.question),
+                    choices: item.question.option_codes(),
                 })
                 .collect();
             engine.score_with_adapter(prompts, adapter, runner.cancel.clone(), |_| {})?
@@ -52,7 +52,7 @@ pub(super) async fn score_items(
                 .map(|item| ClozePrompt {
                     id: item.id.clone(),
                     text: item.prompt.text.clone(),
-                    choices: codes(item.question),
+                    choices: item.question.option_codes(),
                     option_texts: item.question.options.iter().map(|o| o.text.clone()).collect(),
                 })
                 .collect();

@@ -129,28 +129,48 @@ pub(super) fn render_prompt(
     }
 }
 
-/// `items` in the order an engine answers them fastest: by adapter, then by prompt text, so that
-/// prompts sharing a start are neighbours and each chunk computes the start once. A P3 prompt
+/// A pending prompt and its rendering; the inner error is a prompt that cannot be built (stored
+/// as a recorded skip). Rendered once per stage: the order and the answering both read it.
+pub(super) struct Rendered<'w, 'q> {
+    pub item: &'w WorkItem<'q>,
+    pub prompt: Result<Prompt, AnswerPromptError>,
+}
+
+/// Renders each item's prompt, in the items' order.
+pub(super) fn render_all<'w, 'q>(
+    runner: &Runner,
+    run: &Run,
+    items: Vec<&'w WorkItem<'q>>,
+) -> Result<Vec<Rendered<'w, 'q>>, RunnerError> {
+    items
+        .into_iter()
+        .map(|item| {
+            let prompt = render_prompt(runner, run, item.question, item.variant, item.country_code.as_deref())?;
+            Ok(Rendered { item, prompt })
+        })
+        .collect()
+}
+
+/// `rendered` in the order an engine answers them fastest: by adapter, then by prompt text, so
+/// that prompts sharing a start are neighbours and each chunk computes the start once. A P3 prompt
 /// differs from the same question's prompt for another culture only in the example answers, while
 /// two questions of one culture share no more than the instructions: sorted, a chunk of P3 prompts
 /// computes 2.6 times fewer characters (the 259 questions × 18 cultures, chunks of 32). P1's
 /// order hardly changes: its system prompt already groups a culture. What is stored does not
-/// depend on the order, only how soon.
+/// depend on the order, only how soon. A prompt that cannot be built sorts first.
 pub(super) fn shared_starts_together<'w, 'q>(
-    runner: &Runner,
-    run: &Run,
     adapters: &StageAdapters,
-    items: Vec<&'w WorkItem<'q>>,
-) -> Result<Vec<&'w WorkItem<'q>>, RunnerError> {
-    let mut keyed = Vec::with_capacity(items.len());
-    for item in items {
-        // A prompt that cannot be built sorts first; its chunk records the skip.
-        let text = render_prompt(runner, run, item.question, item.variant, item.country_code.as_deref())?
-            .map(|prompt| prompt.text)
-            .unwrap_or_default();
-        keyed.push((adapters.for_item(item).map(|choice| choice.name), text, item));
-    }
-    Ok(sort_by_shared_start(keyed))
+    rendered: Vec<Rendered<'w, 'q>>,
+) -> Vec<Rendered<'w, 'q>> {
+    let keyed = rendered
+        .into_iter()
+        .map(|entry| {
+            let adapter = adapters.for_item(entry.item).map(|choice| choice.name);
+            let text = entry.prompt.as_ref().map(|prompt| prompt.text.clone()).unwrap_or_default();
+            (adapter, text, entry)
+        })
+        .collect();
+    sort_by_shared_start(keyed)
 }
 
 /// Sorts `(adapter, prompt text, item)` by adapter, then text (stable), and keeps the items.
