@@ -127,12 +127,14 @@ pub(super) async fn answer_stage(
         }
         AnswerMode::Sampling => Calibrator::none(),
     };
-    // Scoring is prefill alone, where shared starts pay (a score does not depend on the order);
-    // sampling is mostly decoding and keeps the stage's order.
-    let pending = render_all(runner, run, pending)?;
-    let pending = match run.config.answer_mode {
-        AnswerMode::Scoring => shared_starts_together(&adapters, pending),
-        AnswerMode::Sampling => pending,
+    // Scoring is prefill alone, where shared starts pay (a score does not depend on the order): it
+    // renders every prompt once, up front, to order them. Sampling is mostly decoding: it keeps the
+    // stage's order and renders a chunk at a time.
+    let scoring = run.config.answer_mode == AnswerMode::Scoring;
+    let mut sorted = if scoring {
+        shared_starts_together(&adapters, render_all(runner, run, &pending)?).into_iter()
+    } else {
+        Vec::new().into_iter()
     };
     if done > 0 {
         runner
@@ -149,7 +151,10 @@ pub(super) async fn answer_stage(
         if runner.cancel.is_cancelled() {
             return Err(crate::engine::EngineError::Cancelled.into());
         }
-        let answers = answer_chunk(runner, run, question_set, chunk, &adapters, &calibrator).await?;
+        // The sorted prompts come a chunk at a time, as many as the chunk of `pending` holds.
+        let rendered =
+            if scoring { sorted.by_ref().take(chunk.len()).collect() } else { render_all(runner, run, chunk)? };
+        let answers = answer_chunk(runner, run, question_set, &rendered, &adapters, &calibrator).await?;
         done += answers.len() as u64;
         let mut transaction = runner.store.begin().await?;
         transaction.insert_answers(run_id, &answers).await?;

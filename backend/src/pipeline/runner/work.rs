@@ -140,11 +140,11 @@ pub(super) struct Rendered<'w, 'q> {
 pub(super) fn render_all<'w, 'q>(
     runner: &Runner,
     run: &Run,
-    items: Vec<&'w WorkItem<'q>>,
+    items: &[&'w WorkItem<'q>],
 ) -> Result<Vec<Rendered<'w, 'q>>, RunnerError> {
     items
-        .into_iter()
-        .map(|item| {
+        .iter()
+        .map(|&item| {
             let prompt = render_prompt(runner, run, item.question, item.variant, item.country_code.as_deref())?;
             Ok(Rendered { item, prompt })
         })
