@@ -7,7 +7,11 @@
 #   MODEL=path/to/model.gguf PER_TOPIC=50 scripts/culturespa-table.sh
 #   AMX=1 ...                            # bf16 projections for inference (AMX tiles or AVX-512 BF16; bigger models)
 #   BASE_VARIANTS='["unaware", "p1", "p2", "p3"]' ...   # what the base run evaluates (default: all four)
-# Writes $OUT_DIR/table.md and $OUT_DIR/table.json; prints the table.
+#   RUNS='specific' ...                  # which runs this sitting builds (default: base joint specific)
+# Each run, once finished, leaves its artefacts in $OUT_DIR (scores with intervals, persona meters,
+# training log, probe rows), so a table built over several sittings survives the loss of its store:
+# a run whose artefacts are there is not run again. Then writes $OUT_DIR/table.md and
+# $OUT_DIR/table.json from whatever settings $OUT_DIR holds; prints the table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +25,7 @@ LEARNING_RATE=${LEARNING_RATE:-1e-4}
 DATA_DIR=${DATA_DIR:-var/table}
 OUT_DIR=${OUT_DIR:-docs/table}
 NATIVE_TARGET=${NATIVE_TARGET:-target-native}
+RUNS=${RUNS:-base joint specific}
 BIN="$NATIVE_TARGET/release/culturespa"
 GLOBAL=()
 [ "${AMX:-0}" = 1 ] && GLOBAL+=(--amx)
@@ -58,10 +63,56 @@ $(training joint)"
 write_run specific '["answer", "collect", "train", "evaluate"]' "question_set = \"paper\"
 $(training specific)"
 
-# Each run once: a finished run is found by name in the store and not redone; a killed one resumes.
+# A setting's scores with 95 % bootstrap intervals per culture (1,000 resamples of its questions).
+fetch() { "$BIN" runs scores "$1" --variant "$2" --intervals 1000 --json --data-dir "$DATA_DIR"; }
+# Writes a file only whole: a killed sitting leaves no half-written artefact behind.
+save() { "${@:2}" > "$1.part" && mv "$1.part" "$1" || { rm -f "$1.part"; return 1; }; }
+training_log() {
+  sqlite3 "$DATA_DIR/culturespa.db" \
+    "SELECT json_extract(event_json, '$.message') FROM run_events WHERE run_id = $1 AND json_extract(event_json, '$.kind') = 'log'"
+}
+# The general-ability probe of a run: the base model (base run), its adapter(s) (joint, specific).
+probe_run() { # name, id
+  local adapters=()
+  case $1 in
+    base) ;;
+    joint) adapters=(--adapter "$DATA_DIR/runs/$2/adapters/joint") ;;
+    specific) for dir in "$DATA_DIR/runs/$2"/adapters/*/; do adapters+=(--adapter "${dir%/}"); done ;;
+  esac
+  if [ "$1" = base ]; then
+    save "$OUT_DIR/probe-base.jsonl" "$BIN" probe --model "$MODEL"
+  else # the probe prints the base model's row first: the run's rows are the ones after it
+    save "$OUT_DIR/probe-$1.jsonl" bash -c 'set -o pipefail; "$@" | tail -n +2' _ "$BIN" probe --model "$MODEL" "${adapters[@]}"
+  fi
+}
+export_run() { # name, id: what the table needs of a finished run
+  case $1 in
+    base)
+      save "$OUT_DIR/unaware.json" fetch "$2" unaware
+      save "$OUT_DIR/p1.json" fetch "$2" P1
+      for variant in P2 P3; do # when the base run answered them (BASE_VARIANTS)
+        save "$OUT_DIR/${variant,,}.json" fetch "$2" "$variant" || true
+      done
+      # The persona meter of each culture-aware variant (movement and direction).
+      for variant in P1 P2 P3; do
+        save "$OUT_DIR/meter-${variant,,}.json" "$BIN" persona-meter --run "$2" --variant "$variant" --json --data-dir "$DATA_DIR" || true
+      done ;;
+    *)
+      save "$OUT_DIR/$1-log.txt" training_log "$2"
+      save "$OUT_DIR/p1-$1.json" fetch "$2" P1 ;;
+  esac
+}
+done_marker() { case $1 in base) echo "$OUT_DIR/p1.json" ;; *) echo "$OUT_DIR/p1-$1.json" ;; esac; }
+
+# Each run once: a run whose artefacts are in $OUT_DIR is done; otherwise it is found by name in the
+# store and resumed, or started.
 run_id_of() { sqlite3 "$DATA_DIR/culturespa.db" "SELECT run_id FROM runs WHERE name = 'table: $1' ORDER BY run_id DESC LIMIT 1" 2>/dev/null || true; }
-declare -A RUN_IDS
-for name in base joint specific; do
+for name in $RUNS; do
+  case $name in base|joint|specific) ;; *) echo "[table] unknown run $name in RUNS (base, joint, specific)" >&2; exit 2 ;; esac
+  if [ -f "$(done_marker "$name")" ] && [ -f "$OUT_DIR/probe-$name.jsonl" ]; then
+    echo "[table] run $name: its artefacts are in $OUT_DIR" >&2
+    continue
+  fi
   id=$(run_id_of "$name")
   started=$(date +%s)
   if [ -z "$id" ]; then
@@ -73,33 +124,11 @@ for name in base joint specific; do
     "$BIN" "${GLOBAL[@]}" run --resume "$id" >&2
   fi
   echo "[table] run $name (#$id) took $(( $(date +%s) - started )) s" >&2
-  RUN_IDS[$name]=$id
+  export_run "$name" "$id"
+  started=$(date +%s)
+  probe_run "$name" "$id"
+  echo "[table] probe of $name took $(( $(date +%s) - started )) s" >&2
 done
-
-# A setting's scores with 95 % bootstrap intervals per culture (1,000 resamples of its questions).
-fetch() { "$BIN" runs scores "$1" --variant "$2" --intervals 1000 --json --data-dir "$DATA_DIR"; }
-fetch "${RUN_IDS[base]}" unaware > "$OUT_DIR/unaware.json"
-fetch "${RUN_IDS[base]}" P1 > "$OUT_DIR/p1.json"
-for variant in P2 P3; do # when the base run answered them (BASE_VARIANTS)
-  fetch "${RUN_IDS[base]}" "$variant" > "$OUT_DIR/${variant,,}.json" || rm -f "$OUT_DIR/${variant,,}.json"
-done
-fetch "${RUN_IDS[joint]}" P1 > "$OUT_DIR/p1-joint.json"
-fetch "${RUN_IDS[specific]}" P1 > "$OUT_DIR/p1-specific.json"
-# The persona meter of each culture-aware variant of the base run (movement and direction).
-for variant in P1 P2 P3; do
-  "$BIN" persona-meter --run "${RUN_IDS[base]}" --variant "$variant" --json --data-dir "$DATA_DIR" \
-    > "$OUT_DIR/meter-${variant,,}.json" || rm -f "$OUT_DIR/meter-${variant,,}.json"
-done
-for name in joint specific; do
-  sqlite3 "$DATA_DIR/culturespa.db" \
-    "SELECT json_extract(event_json, '$.message') FROM run_events WHERE run_id = ${RUN_IDS[$name]} AND json_extract(event_json, '$.kind') = 'log'" \
-    > "$OUT_DIR/$name-log.txt" 2>/dev/null || true
-done
-
-# The general-ability probe: the base model, the joint adapter, each culture-specific adapter.
-ADAPTERS=(--adapter "$DATA_DIR/runs/${RUN_IDS[joint]}/adapters/joint")
-for dir in "$DATA_DIR/runs/${RUN_IDS[specific]}"/adapters/*/; do ADAPTERS+=(--adapter "${dir%/}"); done
-"$BIN" probe --model "$MODEL" "${ADAPTERS[@]}" > "$OUT_DIR/probe.jsonl"
 
 python3 - "$OUT_DIR" "$MODEL" "$PER_TOPIC" "$BATCH_SIZE" "$EPOCHS" "$LEARNING_RATE" <<'PY'
 import json, os, sys
@@ -110,7 +139,9 @@ loaded = {label: json.load(open(f"{out}/{name}.json")) for label, name in settin
 # Each file is {"scores": <the scores API's answer>, "intervals": [...]}.
 data = {label: value["scores"] for label, value in loaded.items()}
 bounds = {label: {row["country_code"]: row for row in value.get("intervals", [])} for label, value in loaded.items()}
-cultures = [c["country_code"] for c in data["P1"]["scores"]]
+if not settings:
+    sys.exit(f"[table] {out} holds no setting yet")
+cultures = [c["country_code"] for c in data[settings[0][0]]["scores"]]
 def cell(scores, code, key):
     for c in scores["scores"]:
         if c["country_code"] == code and c.get(key) is not None:
@@ -138,12 +169,14 @@ for code in cultures:
 averages = [(data[label].get("average"), data[label].get("average_one_minus_jsd")) for label, _ in settings]
 lines.append("| **average** | " + " | ".join(f"**{fmt(s)}** ({fmt(j)})" for s, j in averages) + " |")
 table["average"] = {label: {"score": s, "one_minus_jsd": j} for (label, _), (s, j) in zip(settings, averages)}
-probe = [json.loads(line) for line in open(f"{out}/probe.jsonl")]
-specific = probe[2:]
+def probe_rows(run):
+    path = f"{out}/probe-{run}.jsonl"
+    return [json.loads(line) for line in open(path)] if os.path.exists(path) else []
+specific = probe_rows("specific")
 mean = lambda key, rows: sum(r[key] for r in rows) / len(rows)
 lines += ["", "General-ability probe (`culturespa probe`): perplexity on the shipped general text, multiple-choice accuracy (40 questions).", "",
           "| setting | perplexity | multiple choice | chose option 1 |", "|---|---|---|---|"]
-for label, rows in [("base", probe[:1]), ("joint adapter", probe[1:2]), (f"specific adapters (mean of {len(specific)})", specific)]:
+for label, rows in [("base", probe_rows("base")), ("joint adapter", probe_rows("joint")), (f"specific adapters (mean of {len(specific)})", specific)]:
     if rows:
         lines.append(f"| {label} | {mean('perplexity', rows):.3f} | {100 * mean('multiple_choice_accuracy', rows):.1f} % | {100 * mean('chose_first_option', rows):.0f} % |")
 meters = [json.load(open(f"{out}/meter-{v}.json")) for v in ("p1", "p2", "p3") if os.path.exists(f"{out}/meter-{v}.json")]
