@@ -7,11 +7,20 @@
 #   MODEL=path/to/model.gguf PER_TOPIC=50 scripts/culturespa-table.sh
 #   AMX=1 ...                            # bf16 projections for inference (AMX tiles or AVX-512 BF16; bigger models)
 #   BASE_VARIANTS='["unaware", "p1", "p2", "p3"]' ...   # what the base run evaluates (default: all four)
-#   RUNS='specific' ...                  # which runs this sitting builds (default: base joint specific)
-# Each run, once finished, leaves its artefacts in $OUT_DIR (scores with intervals, persona meters,
-# training log, probe rows), so a table built over several sittings survives the loss of its store:
-# a run whose artefacts are there is not run again. Then writes $OUT_DIR/table.md and
-# $OUT_DIR/table.json from whatever settings $OUT_DIR holds; prints the table.
+#   RUNS='specific' CULTURES='USA CHN' ...   # what this sitting builds (default: all of it)
+# The table is built in pieces that each leave their artefacts in $OUT_DIR (kept in git), so that
+# it survives sittings on machines that do not keep the store (a piece whose artefacts are there is
+# not built again; an interrupted piece resumes from the store when it is still there):
+#   base       per culture a run: unaware, P1, P2, P3 on the 259 WVS questions; scores with
+#              intervals, persona meters (pieces/*-CODE.json); the base model's probe row
+#   instances  one run: unaware and P1 answers on the released questions; the culture-related
+#              instances it collects, as SFT files (instances/joint.jsonl, instances/specific/CODE.jsonl)
+#   joint      the joint adapter (`culturespa train` on instances/joint.jsonl), then per culture a run
+#              evaluating P1 with it merged (pieces/p1-joint-CODE.json); its probe row
+#   specific   per culture: its adapter (`culturespa train` on its instances), a run evaluating its
+#              P1 with it merged, its probe row (pieces/*-specific-CODE.*)
+# Adapters live in $DATA_DIR/adapters (too big for git: a piece trains again what a new machine lacks).
+# Then writes $OUT_DIR/table.md and $OUT_DIR/table.json from whatever settings $OUT_DIR holds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +34,8 @@ LEARNING_RATE=${LEARNING_RATE:-1e-4}
 DATA_DIR=${DATA_DIR:-var/table}
 OUT_DIR=${OUT_DIR:-docs/table}
 NATIVE_TARGET=${NATIVE_TARGET:-target-native}
-RUNS=${RUNS:-base joint specific}
+RUNS=${RUNS:-base instances joint specific}
+CULTURES=${CULTURES:-USA CAN BOL BRA GBR NLD DEU UKR CHN RUS IND THA KEN NGA ETH ZWE AUS NZL}
 BIN="$NATIVE_TARGET/release/culturespa"
 GLOBAL=()
 [ "${AMX:-0}" = 1 ] && GLOBAL+=(--amx)
@@ -34,6 +44,7 @@ GLOBAL=()
 RUSTFLAGS="-C target-cpu=native" CARGO_TARGET_DIR="$NATIVE_TARGET" cargo build --release -p culturespa >&2
 
 mkdir -p "$DATA_DIR" "$OUT_DIR"
+DATA_DIR=$(realpath "$DATA_DIR") # adapter paths in run configurations are absolute
 export CULTURESPA_DATA_DIR="$DATA_DIR" CULTURESPA_MODEL="$MODEL" RAYON_NUM_THREADS="$THREADS"
 
 if [ ! -f "$DATA_DIR/.paper-imported" ]; then
@@ -54,94 +65,186 @@ stages = $2
 $3
 EOF
 }
-training() { # mode
-  printf '[training]\nmode = "%s"\nbatch_size = %s\nepochs = %s\nlearning_rate = %s\n' "$1" "$BATCH_SIZE" "$EPOCHS" "$LEARNING_RATE"
+write_run instances '["answer", "collect"]' 'question_set = "paper"'
+write_piece() { # name, culture, adapter folder (none: the base model)
+  write_run "$1" '["evaluate"]' "cultures = [\"$2\"]
+${3:+[adapter]
+path = \"$3\"}" '["p1"]'
 }
-write_run base '["evaluate"]' '' "$BASE_VARIANTS"
-write_run joint '["answer", "collect", "export", "train", "evaluate"]' "question_set = \"paper\"
-$(training joint)"
-write_run specific '["answer", "collect", "train", "evaluate"]' "question_set = \"paper\"
-$(training specific)"
 
 # A setting's scores with 95 % bootstrap intervals per culture (1,000 resamples of its questions).
 fetch() { "$BIN" runs scores "$1" --variant "$2" --intervals 1000 --json --data-dir "$DATA_DIR"; }
 # Writes a file only whole: a killed sitting leaves no half-written artefact behind.
 save() { "${@:2}" > "$1.part" && mv "$1.part" "$1" || { rm -f "$1.part"; return 1; }; }
-training_log() {
-  sqlite3 "$DATA_DIR/culturespa.db" \
-    "SELECT json_extract(event_json, '$.message') FROM run_events WHERE run_id = $1 AND json_extract(event_json, '$.kind') = 'log'"
-}
-# The general-ability probe of a run: the base model (base run), its adapter(s) (joint, specific).
-probe_run() { # name, id
-  local adapters=()
-  case $1 in
-    base) ;;
-    joint) adapters=(--adapter "$DATA_DIR/runs/$2/adapters/joint") ;;
-    specific) for dir in "$DATA_DIR/runs/$2"/adapters/*/; do adapters+=(--adapter "${dir%/}"); done ;;
-  esac
-  if [ "$1" = base ]; then
-    save "$OUT_DIR/probe-base.jsonl" "$BIN" probe --model "$MODEL"
-  else # the probe prints the base model's row first: the run's rows are the ones after it
-    save "$OUT_DIR/probe-$1.jsonl" bash -c 'set -o pipefail; "$@" | tail -n +2' _ "$BIN" probe --model "$MODEL" "${adapters[@]}"
-  fi
-}
-export_run() { # name, id: what the table needs of a finished run
-  case $1 in
-    base)
-      save "$OUT_DIR/unaware.json" fetch "$2" unaware
-      save "$OUT_DIR/p1.json" fetch "$2" P1
-      for variant in P2 P3; do # when the base run answered them (BASE_VARIANTS)
-        save "$OUT_DIR/${variant,,}.json" fetch "$2" "$variant" || true
-      done
-      # The persona meter of each culture-aware variant (movement and direction).
-      for variant in P1 P2 P3; do
-        save "$OUT_DIR/meter-${variant,,}.json" "$BIN" persona-meter --run "$2" --variant "$variant" --json --data-dir "$DATA_DIR" || true
-      done ;;
-    *)
-      save "$OUT_DIR/$1-log.txt" training_log "$2"
-      save "$OUT_DIR/p1-$1.json" fetch "$2" P1 ;;
-  esac
-}
-done_marker() { case $1 in base) echo "$OUT_DIR/p1.json" ;; *) echo "$OUT_DIR/p1-$1.json" ;; esac; }
+# The probe prints the base model's row first, then one per adapter.
+probe_adapters() { "$BIN" probe --model "$MODEL" "$@" | tail -n +2; }
 
-# Each run once: a run whose artefacts are in $OUT_DIR is done; otherwise it is found by name in the
-# store and resumed, or started.
+# A run of the store by name: resumed when it is there (a finished one does nothing), else started.
 run_id_of() { sqlite3 "$DATA_DIR/culturespa.db" "SELECT run_id FROM runs WHERE name = 'table: $1' ORDER BY run_id DESC LIMIT 1" 2>/dev/null || true; }
-for name in $RUNS; do
-  case $name in base|joint|specific) ;; *) echo "[table] unknown run $name in RUNS (base, joint, specific)" >&2; exit 2 ;; esac
-  if [ -f "$(done_marker "$name")" ] && [ -f "$OUT_DIR/probe-$name.jsonl" ]; then
-    echo "[table] run $name: its artefacts are in $OUT_DIR" >&2
-    continue
-  fi
-  id=$(run_id_of "$name")
+run_once() { # name; prints the run id
+  local id started
+  id=$(run_id_of "$1")
   started=$(date +%s)
   if [ -z "$id" ]; then
-    echo "[table] run $name" >&2
-    "$BIN" "${GLOBAL[@]}" run --config "$DATA_DIR/$name.toml" >&2
-    id=$(run_id_of "$name")
+    echo "[table] run $1" >&2
+    "$BIN" "${GLOBAL[@]}" run --config "$DATA_DIR/$1.toml" >&2
+    id=$(run_id_of "$1")
   else
-    echo "[table] run $name (#$id): resume or nothing to do" >&2
+    echo "[table] run $1 (#$id): resume or nothing to do" >&2
     "$BIN" "${GLOBAL[@]}" run --resume "$id" >&2
   fi
-  echo "[table] run $name (#$id) took $(( $(date +%s) - started )) s" >&2
-  export_run "$name" "$id"
-  started=$(date +%s)
-  probe_run "$name" "$id"
-  echo "[table] probe of $name took $(( $(date +%s) - started )) s" >&2
+  echo "[table] run $1 (#$id) took $(( $(date +%s) - started )) s" >&2
+  echo "$id"
+}
+
+# The base model per culture: unaware and the culture-aware variants (BASE_VARIANTS) of one
+# culture, their scores and persona meters (the unaware answers are the same in every piece).
+build_base() {
+  local code id variant marker
+  mkdir -p "$OUT_DIR/pieces"
+  [ -f "$OUT_DIR/probe-base.jsonl" ] || save "$OUT_DIR/probe-base.jsonl" "$BIN" probe --model "$MODEL"
+  for code in $CULTURES; do
+    marker="$OUT_DIR/pieces/unaware-$code.json"
+    [ -f "$marker" ] && continue
+    write_run "base $code" '["evaluate"]' "cultures = [\"$code\"]" "$BASE_VARIANTS"
+    id=$(run_once "base $code")
+    for variant in P1 P2 P3; do # those the run answered
+      save "$OUT_DIR/pieces/${variant,,}-$code.json" fetch "$id" "$variant" || continue
+      save "$OUT_DIR/pieces/meter-${variant,,}-$code.json" \
+        "$BIN" persona-meter --run "$id" --variant "$variant" --json --data-dir "$DATA_DIR"
+    done
+    save "$marker" fetch "$id" unaware # last: the piece's marker
+  done
+}
+
+INSTANCES="$OUT_DIR/instances"
+build_instances() {
+  [ -f "$INSTANCES/joint.jsonl" ] && return
+  local id tmp file code
+  id=$(run_once instances)
+  tmp=$(mktemp -d)
+  "$BIN" export --run "$id" --mode specific --out "$tmp/specific" --data-dir "$DATA_DIR" >&2
+  "$BIN" export --run "$id" --mode joint --out "$tmp/joint" --data-dir "$DATA_DIR" >&2
+  mkdir -p "$INSTANCES/specific"
+  for file in "$tmp"/specific/culturespa_run*_alpaca_*.jsonl; do
+    code=${file##*_}
+    mv "$file" "$INSTANCES/specific/$code"
+  done
+  mv "$tmp"/joint/culturespa_run*_alpaca_joint.jsonl "$INSTANCES/joint.jsonl" # last: the piece's marker
+  rm -rf "$tmp"
+}
+
+# An adapter trained on instances (PER_TOPIC, the training settings): once per machine; its
+# summary (examples, steps, first and last loss, tokens/s) is an artefact.
+train_adapter() { # name, instances file
+  local dir="$DATA_DIR/adapters/$1"
+  [ -f "$dir/adapter_model.safetensors" ] && return
+  echo "[table] train adapter $1" >&2
+  mkdir -p "$OUT_DIR/pieces"
+  save "$OUT_DIR/pieces/train-$1.json" "$BIN" train --model "$MODEL" --data "$2" --out "$dir" --threads "$THREADS" \
+    --batch-size "$BATCH_SIZE" --epochs "$EPOCHS" --learning-rate "$LEARNING_RATE"
+}
+
+# P1 on one culture with an adapter merged (none: the culture has no instances, as a run's Train
+# stage leaves it).
+evaluate_piece() { # kind (joint | specific), culture, adapter folder or ""
+  local marker="$OUT_DIR/pieces/p1-$1-$2.json" id
+  [ -f "$marker" ] && return
+  write_piece "$1 $2" "$2" "$3"
+  id=$(run_once "$1 $2")
+  save "$marker" fetch "$id" P1
+}
+
+build_joint() {
+  train_adapter joint "$INSTANCES/joint.jsonl"
+  for code in $CULTURES; do evaluate_piece joint "$code" "$DATA_DIR/adapters/joint"; done
+  [ -f "$OUT_DIR/probe-joint.jsonl" ] || save "$OUT_DIR/probe-joint.jsonl" probe_adapters --adapter "$DATA_DIR/adapters/joint"
+}
+
+build_specific() {
+  local code adapter
+  for code in $CULTURES; do
+    adapter=""
+    if [ -f "$INSTANCES/specific/$code.jsonl" ]; then
+      adapter="$DATA_DIR/adapters/specific-$code"
+      [ -f "$OUT_DIR/pieces/p1-specific-$code.json" ] && [ -f "$OUT_DIR/pieces/probe-specific-$code.jsonl" ] && continue
+      train_adapter "specific-$code" "$INSTANCES/specific/$code.jsonl"
+    fi
+    evaluate_piece specific "$code" "$adapter"
+    if [ -n "$adapter" ] && [ ! -f "$OUT_DIR/pieces/probe-specific-$code.jsonl" ]; then
+      save "$OUT_DIR/pieces/probe-specific-$code.jsonl" probe_adapters --adapter "$adapter"
+    fi
+  done
+}
+
+for name in $RUNS; do
+  case $name in
+    base) build_base ;;
+    instances) build_instances ;;
+    joint|specific)
+      [ -f "$INSTANCES/joint.jsonl" ] || { echo "[table] $name needs the instances piece first (RUNS)" >&2; exit 2; }
+      "build_$name" ;;
+    *) echo "[table] unknown piece $name in RUNS (base, instances, joint, specific)" >&2; exit 2 ;;
+  esac
 done
 
-python3 - "$OUT_DIR" "$MODEL" "$PER_TOPIC" "$BATCH_SIZE" "$EPOCHS" "$LEARNING_RATE" <<'PY'
+python3 - "$OUT_DIR" "$MODEL" "$PER_TOPIC" "$BATCH_SIZE" "$EPOCHS" "$LEARNING_RATE" "$CULTURES" <<'PY'
 import json, os, sys
-out, model, per_topic, batch, epochs, lr = sys.argv[1:]
+out, model, per_topic, batch, epochs, lr, all_cultures = sys.argv[1:]
+all_cultures = all_cultures.split()
+# The adapters' settings from their per-culture pieces: one scores file (the cultures there so far,
+# averaged over them) and one probe file per kind.
+def pieces_of(name):
+    found = [(code, f"{out}/pieces/{name}-{code}.json") for code in all_cultures]
+    return [(code, json.load(open(path))) for code, path in found if os.path.exists(path)]
+for name in ("unaware", "p1", "p2", "p3", "p1-joint", "p1-specific"):
+    pieces = pieces_of(name)
+    if not pieces:
+        continue
+    rows = [row for _, piece in pieces for row in piece["scores"]["scores"]]
+    mean = lambda key: sum(row[key] for row in rows) / len(rows) if all(row.get(key) is not None for row in rows) else None
+    first = pieces[0][1]["scores"]
+    merged = {"variant": first["variant"], "variant_label": first["variant_label"], "runs": [piece["scores"]["run_id"] for _, piece in pieces],
+              "cultures": len(rows), "scores": rows, "average": mean("score"), "average_one_minus_jsd": mean("one_minus_jsd")}
+    intervals = [row for _, piece in pieces for row in piece.get("intervals", [])]
+    json.dump({"scores": merged, "intervals": intervals}, open(f"{out}/{name}.json", "w"), indent=1)
+    if name == "p1-specific":
+        probes = [f"{out}/pieces/probe-specific-{code}.jsonl" for code, _ in pieces]
+        open(f"{out}/probe-specific.jsonl", "w").write("".join(open(path).read() for path in probes if os.path.exists(path)))
+# The persona meters: pairs-weighted shares, the cultures side by side, means over the cultures.
+for variant in ("p1", "p2", "p3"):
+    pieces = [piece for _, piece in pieces_of(f"meter-{variant}")]
+    if not pieces:
+        continue
+    pairs = sum(piece["pairs"] for piece in pieces)
+    def weighted(key):
+        if pairs == 0 or any(piece.get(key) is None for piece in pieces):
+            return None
+        return sum(piece[key] * piece["pairs"] for piece in pieces) / pairs
+    cultures = [culture for piece in pieces for culture in piece["cultures"]]
+    def over_cultures(key):
+        values = [culture.get(key) for culture in cultures]
+        return None if any(v is None for v in values) else sum(values) / len(values)
+    meter = {"runs": [piece["run_id"] for piece in pieces], "variant": pieces[0]["variant"], "variant_label": pieces[0]["variant_label"],
+             "pairs": pairs, "first_option_unaware": weighted("first_option_unaware"), "first_option_aware": weighted("first_option_aware"),
+             "changed": weighted("changed"), "mean_total_variation": weighted("mean_total_variation"), "cultures": cultures,
+             "mean_delta_score": over_cultures("delta_score"), "mean_delta_one_minus_jsd": over_cultures("delta_one_minus_jsd"),
+             "resamples": pieces[0]["resamples"], "seed": pieces[0]["seed"]}
+    json.dump(meter, open(f"{out}/meter-{variant}.json", "w"), indent=1)
 settings = [("unaware", "unaware"), ("P1", "p1"), ("P2", "p2"), ("P3", "p3"), ("P1 + joint adapter", "p1-joint"), ("P1 + specific adapters", "p1-specific")]
 settings = [(label, name) for label, name in settings if os.path.exists(f"{out}/{name}.json")]
+loaded = {label: json.load(open(f"{out}/{name}.json")) for label, name in settings}
+# A setting built for some cultures so far says so in its column.
+settings = [(label if loaded[label]["scores"].get("cultures", len(all_cultures)) == len(all_cultures)
+             else f"{label} ({loaded[label]['scores']['cultures']} of {len(all_cultures)} cultures)", name)
+            for label, name in settings]
 loaded = {label: json.load(open(f"{out}/{name}.json")) for label, name in settings}
 # Each file is {"scores": <the scores API's answer>, "intervals": [...]}.
 data = {label: value["scores"] for label, value in loaded.items()}
 bounds = {label: {row["country_code"]: row for row in value.get("intervals", [])} for label, value in loaded.items()}
 if not settings:
     sys.exit(f"[table] {out} holds no setting yet")
-cultures = [c["country_code"] for c in data[settings[0][0]]["scores"]]
+cultures = all_cultures
 def cell(scores, code, key):
     for c in scores["scores"]:
         if c["country_code"] == code and c.get(key) is not None:
