@@ -201,12 +201,13 @@ for name in ("unaware", "p1", "p2", "p3", "p1-joint", "p1-specific"):
     pieces = pieces_of(name)
     if not pieces:
         continue
-    rows = [row for _, piece in pieces for row in piece["scores"]["scores"]]
+    # A piece's own culture only (an unaware piece is scored against every culture's people).
+    rows = [row for code, piece in pieces for row in piece["scores"]["scores"] if row["country_code"] == code]
     mean = lambda key: sum(row[key] for row in rows) / len(rows) if all(row.get(key) is not None for row in rows) else None
     first = pieces[0][1]["scores"]
     merged = {"variant": first["variant"], "variant_label": first["variant_label"], "runs": [piece["scores"]["run_id"] for _, piece in pieces],
               "cultures": len(rows), "scores": rows, "average": mean("score"), "average_one_minus_jsd": mean("one_minus_jsd")}
-    intervals = [row for _, piece in pieces for row in piece.get("intervals", [])]
+    intervals = [row for code, piece in pieces for row in piece.get("intervals", []) if row["country_code"] == code]
     json.dump({"scores": merged, "intervals": intervals}, open(f"{out}/{name}.json", "w"), indent=1)
     if name == "p1-specific":
         probes = [f"{out}/pieces/probe-specific-{code}.jsonl" for code, _ in pieces]
@@ -243,7 +244,8 @@ loaded = {label: json.load(open(f"{out}/{name}.json")) for label, name in settin
 data = {label: value["scores"] for label, value in loaded.items()}
 bounds = {label: {row["country_code"]: row for row in value.get("intervals", [])} for label, value in loaded.items()}
 if not settings:
-    sys.exit(f"[table] {out} holds no setting yet")
+    print(f"[table] {out} holds no setting yet")
+    sys.exit(0)
 cultures = all_cultures
 def cell(scores, code, key):
     for c in scores["scores"]:
