@@ -161,20 +161,28 @@ build_joint() {
   [ -f "$OUT_DIR/probe-joint.jsonl" ] || save "$OUT_DIR/probe-joint.jsonl" probe_adapters --adapter "$DATA_DIR/adapters/joint"
 }
 
+# Per culture its adapter and its P1 with it; then one probe for the adapters this sitting lacks
+# the rows of (the probe's base-model row once, not once per culture).
 build_specific() {
-  local code adapter
+  local code adapter unprobed=() adapters=() row=0 line
   for code in $CULTURES; do
     adapter=""
     if [ -f "$INSTANCES/specific/$code.jsonl" ]; then
       adapter="$DATA_DIR/adapters/specific-$code"
       [ -f "$OUT_DIR/pieces/p1-specific-$code.json" ] && [ -f "$OUT_DIR/pieces/probe-specific-$code.jsonl" ] && continue
       train_adapter "specific-$code" "$INSTANCES/specific/$code.jsonl"
+      [ -f "$OUT_DIR/pieces/probe-specific-$code.jsonl" ] || { unprobed+=("$code"); adapters+=(--adapter "$adapter"); }
     fi
     evaluate_piece specific "$code" "$adapter"
-    if [ -n "$adapter" ] && [ ! -f "$OUT_DIR/pieces/probe-specific-$code.jsonl" ]; then
-      save "$OUT_DIR/pieces/probe-specific-$code.jsonl" probe_adapters --adapter "$adapter"
-    fi
   done
+  [ ${#unprobed[@]} -gt 0 ] || return 0
+  echo "[table] probe of ${#unprobed[@]} specific adapter(s)" >&2
+  save "$OUT_DIR/pieces/probe-specific.part.jsonl" probe_adapters "${adapters[@]}"
+  while IFS= read -r line; do # one row per adapter, in their order
+    printf '%s\n' "$line" > "$OUT_DIR/pieces/probe-specific-${unprobed[$row]}.jsonl"
+    row=$((row + 1))
+  done < "$OUT_DIR/pieces/probe-specific.part.jsonl"
+  rm "$OUT_DIR/pieces/probe-specific.part.jsonl"
 }
 
 for name in $RUNS; do
