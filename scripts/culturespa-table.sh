@@ -35,7 +35,8 @@ DATA_DIR=${DATA_DIR:-var/table}
 OUT_DIR=${OUT_DIR:-docs/table}
 NATIVE_TARGET=${NATIVE_TARGET:-target-native}
 RUNS=${RUNS:-base instances joint specific}
-CULTURES=${CULTURES:-USA CAN BOL BRA GBR NLD DEU UKR CHN RUS IND THA KEN NGA ETH ZWE AUS NZL}
+ALL_CULTURES="USA CAN BOL BRA GBR NLD DEU UKR CHN RUS IND THA KEN NGA ETH ZWE AUS NZL" # the table's rows
+CULTURES=${CULTURES:-$ALL_CULTURES} # what this sitting builds
 BIN="$NATIVE_TARGET/release/culturespa"
 GLOBAL=()
 [ "${AMX:-0}" = 1 ] && GLOBAL+=(--amx)
@@ -196,7 +197,7 @@ for name in $RUNS; do
   esac
 done
 
-python3 - "$OUT_DIR" "$MODEL" "$PER_TOPIC" "$BATCH_SIZE" "$EPOCHS" "$LEARNING_RATE" "$CULTURES" <<'PY'
+python3 - "$OUT_DIR" "$MODEL" "$PER_TOPIC" "$BATCH_SIZE" "$EPOCHS" "$LEARNING_RATE" "$ALL_CULTURES" <<'PY'
 import json, os, sys
 out, model, per_topic, batch, epochs, lr, all_cultures = sys.argv[1:]
 all_cultures = all_cultures.split()
