@@ -243,12 +243,13 @@ for variant in ("p1", "p2", "p3"):
     json.dump(meter, open(f"{out}/meter-{variant}.json", "w"), indent=1)
 settings = [("unaware", "unaware"), ("P1", "p1"), ("P2", "p2"), ("P3", "p3"), ("P1 + joint adapter", "p1-joint"), ("P1 + specific adapters", "p1-specific")]
 settings = [(label, name) for label, name in settings if os.path.exists(f"{out}/{name}.json")]
-loaded = {label: json.load(open(f"{out}/{name}.json")) for label, name in settings}
+loaded = {name: json.load(open(f"{out}/{name}.json")) for _, name in settings}
 # A setting built for some cultures so far says so in its column.
-settings = [(label if loaded[label]["scores"].get("cultures", len(all_cultures)) == len(all_cultures)
-             else f"{label} ({loaded[label]['scores']['cultures']} of {len(all_cultures)} cultures)", name)
-            for label, name in settings]
-loaded = {label: json.load(open(f"{out}/{name}.json")) for label, name in settings}
+def column(label, name):
+    built = loaded[name]["scores"].get("cultures", len(all_cultures))
+    return label if built == len(all_cultures) else f"{label} ({built} of {len(all_cultures)} cultures)"
+settings = [(column(label, name), name) for label, name in settings]
+loaded = {label: loaded[name] for label, name in settings}
 # Each file is {"scores": <the scores API's answer>, "intervals": [...]}.
 data = {label: value["scores"] for label, value in loaded.items()}
 bounds = {label: {row["country_code"]: row for row in value.get("intervals", [])} for label, value in loaded.items()}
