@@ -44,6 +44,7 @@ GLOBAL=()
 [ -f "$MODEL" ] || [ -d "$MODEL" ] || { echo "[table] $MODEL is missing: run scripts/fetch-model.sh" >&2; exit 1; }
 RUSTFLAGS="-C target-cpu=native" CARGO_TARGET_DIR="$NATIVE_TARGET" cargo build --release -p culturespa >&2
 
+BIN_PATH=$(realpath "$BIN") MODEL_PATH=$(realpath "$MODEL")
 mkdir -p "$DATA_DIR" "$OUT_DIR"
 DATA_DIR=$(realpath "$DATA_DIR") # adapter paths in run configurations are absolute
 export CULTURESPA_DATA_DIR="$DATA_DIR" CULTURESPA_MODEL="$MODEL" RAYON_NUM_THREADS="$THREADS"
@@ -77,8 +78,11 @@ path = \"$3\"}" '["p1"]'
 fetch() { "$BIN" runs scores "$1" --variant "$2" --intervals 1000 --json --data-dir "$DATA_DIR"; }
 # Writes a file only whole: a killed sitting leaves no half-written artefact behind.
 save() { "${@:2}" > "$1.part" && mv "$1.part" "$1" || { rm -f "$1.part"; return 1; }; }
-# The probe prints the base model's row first, then one per adapter.
-probe_adapters() { "$BIN" probe --model "$MODEL" "$@" | tail -n +2; }
+# The binary in the data folder: what it writes names adapters by their folder there
+# (adapters/NAME), not by where this machine keeps the store.
+in_data_dir() { (cd "$DATA_DIR" && "$BIN_PATH" "$@"); }
+# The probe of adapters alone (the base model's row is probe-base.jsonl).
+probe_adapters() { in_data_dir probe --model "$MODEL_PATH" --no-base "$@"; }
 
 # A run of the store by name: resumed when it is there (a finished one does nothing), else started.
 run_id_of() { sqlite3 "$DATA_DIR/culturespa.db" "SELECT run_id FROM runs WHERE name = 'table: $1' ORDER BY run_id DESC LIMIT 1" 2>/dev/null || true; }
@@ -136,14 +140,14 @@ build_instances() {
 }
 
 # An adapter trained on instances (PER_TOPIC, the training settings): once per machine; its
-# summary (examples, steps, first and last loss, tokens/s) is an artefact.
+# summary (examples, steps, first and last loss, tokens/s) is an artefact. Trained in the data
+# folder, so that the summary names the adapter by its folder there (adapters/NAME).
 train_adapter() { # name, instances file
-  local dir="$DATA_DIR/adapters/$1"
-  [ -f "$dir/adapter_model.safetensors" ] && return
+  [ -f "$DATA_DIR/adapters/$1/adapter_model.safetensors" ] && return
   echo "[table] train adapter $1" >&2
   mkdir -p "$OUT_DIR/pieces"
-  save "$OUT_DIR/pieces/train-$1.json" "$BIN" train --model "$MODEL" --data "$2" --out "$dir" --threads "$THREADS" \
-    --batch-size "$BATCH_SIZE" --epochs "$EPOCHS" --learning-rate "$LEARNING_RATE"
+  save "$OUT_DIR/pieces/train-$1.json" in_data_dir train --model "$MODEL_PATH" --data "$(realpath "$2")" \
+    --out "adapters/$1" --threads "$THREADS" --batch-size "$BATCH_SIZE" --epochs "$EPOCHS" --learning-rate "$LEARNING_RATE"
 }
 
 # P1 on one culture with an adapter merged (none: the culture has no instances, as a run's Train
@@ -159,11 +163,11 @@ evaluate_piece() { # kind (joint | specific), culture, adapter folder or ""
 build_joint() {
   train_adapter joint "$INSTANCES/joint.jsonl"
   for code in $CULTURES; do evaluate_piece joint "$code" "$DATA_DIR/adapters/joint"; done
-  [ -f "$OUT_DIR/probe-joint.jsonl" ] || save "$OUT_DIR/probe-joint.jsonl" probe_adapters --adapter "$DATA_DIR/adapters/joint"
+  [ -f "$OUT_DIR/probe-joint.jsonl" ] || save "$OUT_DIR/probe-joint.jsonl" probe_adapters --adapter adapters/joint
 }
 
 # Per culture its adapter and its P1 with it; then one probe for the adapters this sitting lacks
-# the rows of (the probe's base-model row once, not once per culture).
+# the rows of (the model loaded once, not once per culture).
 build_specific() {
   local code adapter unprobed=() adapters=() row=0 line
   for code in $CULTURES; do
@@ -172,7 +176,7 @@ build_specific() {
       adapter="$DATA_DIR/adapters/specific-$code"
       [ -f "$OUT_DIR/pieces/p1-specific-$code.json" ] && [ -f "$OUT_DIR/pieces/probe-specific-$code.jsonl" ] && continue
       train_adapter "specific-$code" "$INSTANCES/specific/$code.jsonl"
-      [ -f "$OUT_DIR/pieces/probe-specific-$code.jsonl" ] || { unprobed+=("$code"); adapters+=(--adapter "$adapter"); }
+      [ -f "$OUT_DIR/pieces/probe-specific-$code.jsonl" ] || { unprobed+=("$code"); adapters+=(--adapter "adapters/specific-$code"); }
     fi
     evaluate_piece specific "$code" "$adapter"
   done

@@ -31,7 +31,7 @@ fn the_shipped_questions_parse_and_bad_ones_are_named() {
 fn the_default_model_is_probed() {
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(model.is_file(), "{} is missing: run scripts/fetch-model.sh", model.display());
-    let reports = probe_model(&model, &[], DeviceKind::Cpu).unwrap();
+    let reports = probe_model(&model, &[], DeviceKind::Cpu, true).unwrap();
     assert_eq!(reports.len(), 1);
     let base = &reports[0];
     assert_eq!(base.setting, "base");
@@ -41,6 +41,7 @@ fn the_default_model_is_probed() {
     assert_eq!(base.multiple_choice_questions, 40);
     assert_eq!(base.multiple_choice_correct as f64 / 40.0, base.multiple_choice_accuracy);
 
-    let error = probe_model(&model, &[Path::new("/nonexistent/adapter").to_path_buf()], DeviceKind::Cpu).unwrap_err();
+    let error =
+        probe_model(&model, &[Path::new("/nonexistent/adapter").to_path_buf()], DeviceKind::Cpu, true).unwrap_err();
     assert!(error.to_string().contains("/nonexistent/adapter"), "{error}");
 }

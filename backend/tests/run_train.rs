@@ -143,6 +143,23 @@ async fn runs_train_joint_and_specific_adapters_and_answer_with_them() {
     let card = std::fs::read_to_string(joint_dir.join("README.md")).unwrap();
     assert!(card.starts_with("---\nlibrary_name: peft\nbase_model: HuggingFaceTB/SmolLM2-135M-Instruct\n"), "{card}");
     assert!(card.contains("rank 8, alpha 16"), "{card}");
+    // The probe of the adapter alone (`--no-base`): one row, named by the adapter's folder.
+    let output =
+        common::culturespa(dir.path()).args(["probe", "--no-base", "--adapter"]).arg(&joint_dir).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["setting"], joint_dir.display().to_string());
+    assert_eq!(rows[0]["multiple_choice_questions"], 40);
+    // Leaving the base out with no adapter to probe is refused, naming what is missing.
+    let output = common::culturespa(dir.path()).args(["probe", "--no-base"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--adapter"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     // The browser's download: a tar of the PEFT folder.
     let state = AppState::new(Arc::clone(&runner.survey), runner.store.clone(), None, common::model_source());
     let listing = get(&state, &format!("/api/runs/{}/adapters", joint.run_id)).await;

@@ -17,8 +17,14 @@ pub fn probe_questions() -> Result<Vec<ChoiceQuestion>, EngineError> {
     parse_choice_questions(PROBE_QUESTIONS, "data/probe/multiple_choice.jsonl")
 }
 
-/// Probes the base model, then the model with each adapter (merged), loading the model once.
-pub fn probe_model(model: &Path, adapters: &[PathBuf], device: DeviceKind) -> Result<Vec<ProbeReport>, EngineError> {
+/// Probes the base model (when `with_base`), then the model with each adapter (merged), loading
+/// the model once. One report per setting, in that order.
+pub fn probe_model(
+    model: &Path,
+    adapters: &[PathBuf],
+    device: DeviceKind,
+    with_base: bool,
+) -> Result<Vec<ProbeReport>, EngineError> {
     let questions = probe_questions()?;
     // Adapters first: a missing or broken one fails before the model is loaded.
     let (device_handle, _) = device.device_and_dtype()?;
@@ -27,7 +33,10 @@ pub fn probe_model(model: &Path, adapters: &[PathBuf], device: DeviceKind) -> Re
         .map(|dir| Ok((dir.display().to_string(), LoraAdapter::load(dir, &device_handle)?, dir)))
         .collect::<Result<Vec<_>, EngineError>>()?;
     let loaded = load_model(model, device)?;
-    let mut reports = vec![run_probe(&loaded, None, PROBE_TEXT, &questions)?];
+    let mut reports = Vec::with_capacity(adapters.len() + 1);
+    if with_base {
+        reports.push(run_probe(&loaded, None, PROBE_TEXT, &questions)?);
+    }
     for (name, adapter, dir) in &adapters {
         adapter.check_fits(loaded.model.config(), Some(dir))?;
         reports.push(run_probe(&loaded, Some((name, adapter)), PROBE_TEXT, &questions)?);

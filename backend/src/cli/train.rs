@@ -87,6 +87,10 @@ pub struct ProbeArgs {
     /// An adapter folder (PEFT layout); repeat for several.
     #[arg(long)]
     adapter: Vec<PathBuf>,
+    /// Leave out the base model's row: only the adapters are probed (their base's row is
+    /// usually known already).
+    #[arg(long, requires = "adapter")]
+    no_base: bool,
     #[arg(long, default_value = "cpu")]
     device: DeviceKind,
 }
@@ -139,7 +143,9 @@ pub fn train(globals: &Globals, args: TrainArgs) -> anyhow::Result<()> {
 }
 
 pub fn probe(globals: &Globals, args: ProbeArgs) -> anyhow::Result<()> {
-    for report in analysis::probe_model(&globals.resolve_model(&args.model)?, &args.adapter, args.device)? {
+    for report in
+        analysis::probe_model(&globals.resolve_model(&args.model)?, &args.adapter, args.device, !args.no_base)?
+    {
         println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())
