@@ -214,21 +214,20 @@ for name in ("unaware", "p1", "p2", "p3", "p1-joint", "p1-specific"):
     pieces = pieces_of(name)
     if not pieces:
         continue
-    # A piece's own culture only (an unaware piece is scored against every culture's people).
-    rows = [row for code, piece in pieces for row in piece["scores"]["scores"] if row["country_code"] == code]
-    intervals = [row for code, piece in pieces for row in piece.get("intervals", []) if row["country_code"] == code]
+    first = pieces[0][1]
     # The unaware prompt names no culture, so every base piece answers it alike and scores it against
     # all 18: when the pieces agree (scores and intervals), the column is whole from the first piece.
-    first_piece = pieces[0][1]
     unaware_whole = name == "unaware" and all(
-        piece["scores"]["scores"] == first_piece["scores"]["scores"] and piece.get("intervals") == first_piece.get("intervals") for _, piece in pieces)
+        piece["scores"]["scores"] == first["scores"]["scores"] and piece.get("intervals") == first.get("intervals") for _, piece in pieces)
     if unaware_whole:
-        rows, intervals = first_piece["scores"]["scores"], first_piece.get("intervals", [])
-    elif name == "unaware" and len(pieces) > 1:
-        print("[table] the unaware pieces disagree: the column keeps each piece's own culture", file=sys.stderr)
+        rows, intervals = first["scores"]["scores"], first.get("intervals", [])
+    else: # a piece's own culture only
+        if name == "unaware" and len(pieces) > 1:
+            print("[table] the unaware pieces disagree: the column keeps each piece's own culture", file=sys.stderr)
+        rows = [row for code, piece in pieces for row in piece["scores"]["scores"] if row["country_code"] == code]
+        intervals = [row for code, piece in pieces for row in piece.get("intervals", []) if row["country_code"] == code]
     mean = lambda key: sum(row[key] for row in rows) / len(rows) if all(row.get(key) is not None for row in rows) else None
-    first = pieces[0][1]["scores"]
-    merged = {"variant": first["variant"], "variant_label": first["variant_label"], "runs": [piece["scores"]["run_id"] for _, piece in pieces],
+    merged = {"variant": first["scores"]["variant"], "variant_label": first["scores"]["variant_label"], "runs": [piece["scores"]["run_id"] for _, piece in pieces],
               "cultures": len(rows), "scores": rows, "average": mean("score"), "average_one_minus_jsd": mean("one_minus_jsd")}
     if unaware_whole:
         merged["scored_from"] = f"run {merged['runs'][0]}: the unaware answers of every culture's piece agree"
