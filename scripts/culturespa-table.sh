@@ -322,6 +322,20 @@ if meters:
         tv = m.get("mean_total_variation")
         lines.append(f"| {m['variant_label']} | {pct(m.get('first_option_unaware'))} → {pct(m.get('first_option_aware'))} | {pct(m.get('changed'))} | "
                      f"{'–' if tv is None else f'{tv:.4f}'} | {fmt(m.get('mean_delta_score'))} | {fmt(m.get('mean_delta_one_minus_jsd'))} | {toward} / {away} of {len(m['cultures'])} |")
+# Per culture with a base piece: P1's change and its interval, and the culture's own adapter against P1.
+p1_meter = next((m for m in meters if m["variant"] == "p1"), None)
+label_of = {name: label for label, name in settings}
+if p1_meter and "p1" in label_of:
+    specific = label_of.get("p1-specific")
+    lines += ["", "P1 per culture with a base piece: the change from unaware on the paper metric (95 % interval), the share of answers changed,",
+              "and P1 + the culture's specific adapter − P1 (paper metric / 1 − JSD; two runs, so no interval).", "",
+              "| culture | P1 − unaware [95 %] | P1 changed | specific adapter − P1 |", "|---|---|---|---|"]
+    for c in p1_meter["cultures"]:
+        code, i = c["country_code"], c["delta_score_interval"]
+        gain = "–"
+        if specific and cell(data[specific], code, "score") is not None:
+            gain = " / ".join(f"{cell(data[specific], code, key) - cell(data[label_of['p1']], code, key):+.2f}" for key in ("score", "one_minus_jsd"))
+        lines.append(f"| {code} | {c['delta_score']:+.2f} [{i['low']:+.2f}, {i['high']:+.2f}] | {100 * c['changed']:.1f} % | {gain} |")
 open(f"{out}/table.md", "w").write("\n".join(lines) + "\n")
 json.dump(table, open(f"{out}/table.json", "w"), indent=1)
 print("\n".join(lines))
